@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The few kernel types our programs read, declared with
+ * preserve_access_index so libbpf relocates every field access against the
+ * running kernel's BTF (CO-RE). Only the fields used are declared; their
+ * offsets here do not matter. Keeping this small instead of a 3 MB vmlinux.h
+ * makes it obvious what kernel internals the programs depend on.
+ */
+#ifndef KA_KERNEL_H
+#define KA_KERNEL_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+#define __ka_core __attribute__((preserve_access_index))
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+typedef struct {
+	__u32 val;
+} kuid_t;
+
+struct qstr {
+	union {
+		struct {
+			__u32 hash;
+			__u32 len;
+		};
+		__u64 hash_len;
+	};
+	const unsigned char *name;
+} __ka_core;
+
+struct inode {
+	kuid_t i_uid;
+} __ka_core;
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+} __ka_core;
+
+struct vfsmount {
+	struct dentry *mnt_root;
+} __ka_core;
+
+/* struct mount is private to fs/, but it is in BTF: it links a vfsmount to
+ * its parent mount and mount point, which is how a path crosses mounts. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+} __ka_core;
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+} __ka_core;
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+} __ka_core;
+
+struct mm_struct {
+	struct file *exe_file;
+} __ka_core;
+
+struct cred {
+	kuid_t uid;
+	kuid_t fsuid;
+} __ka_core;
+
+struct signal_struct {
+	atomic_t live;
+} __ka_core;
+
+struct task_struct {
+	int pid;
+	int tgid;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+	const struct cred *cred;
+	struct signal_struct *signal;
+	char comm[16];
+} __ka_core;
+
+struct linux_binprm {
+	struct file *file;
+} __ka_core;
+
+#endif /* KA_KERNEL_H */

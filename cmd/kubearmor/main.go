@@ -1,0 +1,113 @@
+// Command kubearmor is the host security daemon: it enforces the
+// KubeArmorHostPolicy files in /etc/kubearmor/policies with BPF-LSM and
+// reports every decision to journald.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kubearmor/kubearmor-host/daemon"
+	"github.com/kubearmor/kubearmor-host/daemon/config"
+	"github.com/kubearmor/kubearmor-host/daemon/journal"
+	"github.com/kubearmor/kubearmor-host/daemon/notify"
+	"github.com/kubearmor/kubearmor-host/daemon/record"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "kubearmor: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := config.NewFlagSet("kubearmor")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	cleanup := fs.Bool("cleanup", false, "remove state left by a stopped daemon (pinned BPF objects) and exit; for ExecStopPost")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *showVersion {
+		fmt.Println("kubearmor", version)
+		return nil
+	}
+	cfg, err := config.FromFlags(fs, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if *cleanup {
+		removed, err := daemon.Cleanup(cfg.BPFPinPath)
+		for _, p := range removed {
+			fmt.Println("removed", p)
+		}
+		return err
+	}
+
+	handler, closeLog, target, err := journal.NewLogHandler(journal.LogOptions{
+		Target:    string(cfg.LogTarget),
+		Handler:   &slog.HandlerOptions{Level: cfg.LogLevel},
+		LookupEnv: os.LookupEnv,
+	})
+	if err != nil {
+		return fmt.Errorf("set up logging: %w", err)
+	}
+	defer closeLog.Close()
+	log := slog.New(handler)
+	log.Info("kubearmor starting", "version", version, "log_target", target, "config", cfg)
+
+	alerts, closeAlerts, err := alertWriter(cfg, target)
+	if err != nil {
+		return err
+	}
+	defer closeAlerts()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	return daemon.Run(ctx, daemon.Options{
+		Config:   cfg,
+		Logger:   log,
+		Notifier: notify.New(os.LookupEnv, log),
+		Alerts:   alerts,
+		Reload:   hup,
+		Load:     daemon.LoadEnforcer,
+	})
+}
+
+// alertWriter picks where alerts go: journald when configured, or on auto
+// when the logs go there too (the daemon runs under systemd); JSON lines on
+// stdout otherwise.
+func alertWriter(cfg config.Config, logTarget string) (record.Writer, func(), error) {
+	target := cfg.AlertTarget
+	if target == config.AlertTargetAuto {
+		target = config.AlertTargetStdout
+		if logTarget == journal.TargetJournald {
+			target = config.AlertTargetJournald
+		}
+	}
+	if target == config.AlertTargetStdout {
+		return record.NewJSONWriter(os.Stdout), func() {}, nil
+	}
+	c, err := journal.NewClient(journal.DefaultSocket, journal.DefaultIdentifier)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open journald for alerts: %w", err)
+	}
+	return record.JournalWriter{Sender: c}, func() { c.Close() }, nil
+}

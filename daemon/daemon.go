@@ -1,0 +1,325 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kubearmor/kubearmor-host/daemon/config"
+	"github.com/kubearmor/kubearmor-host/daemon/notify"
+	"github.com/kubearmor/kubearmor-host/daemon/record"
+	"github.com/kubearmor/kubearmor-host/daemon/watch"
+	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/detect"
+	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/loader"
+)
+
+// Options wire the daemon to its surroundings; main builds them.
+type Options struct {
+	Config   config.Config
+	Logger   *slog.Logger
+	Notifier *notify.Notifier
+	Alerts   record.Writer
+	// Reload delivers SIGHUP: rescan the policy directory.
+	Reload <-chan os.Signal
+	// Load starts the chosen enforcer. Tests and main pass LoadEnforcer.
+	Load func(detect.Enforcer, *slog.Logger) (enforcer.Enforcer, error)
+}
+
+// eventQueue is the number of decisions buffered between the enforcer's
+// reader and the alert writer; beyond it the reader drops and counts.
+const eventQueue = 4096
+
+// statsInterval is how often counters are checked and, if any grew, logged.
+const statsInterval = 30 * time.Second
+
+type daemon struct {
+	opts   Options
+	log    *slog.Logger
+	enf    enforcer.Enforcer
+	choice detect.Choice
+	loader *loader.Loader
+	sets   setHistory
+
+	reconciled *notify.Heartbeat
+	alerted    *notify.Heartbeat
+	readerDown atomic.Pointer[error]
+
+	writeErrors atomic.Uint64
+	lastStats   enforcer.Stats
+}
+
+// Run runs the daemon until ctx is cancelled.
+func Run(ctx context.Context, opts Options) error {
+	cfg, log := opts.Config, opts.Logger
+	report := detect.Probe(ctx)
+	for _, n := range report.Notes {
+		log.Info("probe", "note", n)
+	}
+	choice, err := detect.Choose(string(cfg.Enforcer), report)
+	if err != nil {
+		return fmt.Errorf("choose enforcer: %w", err)
+	}
+	if choice.Enforcer == detect.AppArmor {
+		if cfg.Enforcer != config.EnforcerAuto {
+			return fmt.Errorf("choose enforcer: %w: this release has no AppArmor enforcer yet", detect.ErrUnavailable)
+		}
+		choice = detect.Choice{Enforcer: detect.None, Reason: "observe-only: BPF-LSM is not usable (" +
+			report.BPFLSM.Reason + ") and this release has no AppArmor enforcer yet, although AppArmor is available"}
+	}
+	log.Info("enforcer chosen", "enforcer", choice.Enforcer.String(), "reason", choice.Reason,
+		"kernel", report.KernelRelease, "lsms", strings.Join(report.LSMs, ","))
+	opts.Notifier.Status("starting: " + choice.Reason)
+
+	enf, err := opts.Load(choice.Enforcer, log)
+	if err != nil {
+		return fmt.Errorf("start %s enforcer: %w", choice.Enforcer, err)
+	}
+	defer enf.Close()
+
+	host := policy.Host{Name: cfg.HostName, Labels: cfg.NodeLabels()}
+	postures := policy.Postures{
+		File:         posture(cfg.HostDefaultFilePosture),
+		Network:      posture(cfg.HostDefaultNetworkPosture),
+		Capabilities: posture(cfg.HostDefaultCapabilitiesPosture),
+	}
+	d := &daemon{
+		opts:       opts,
+		log:        log,
+		enf:        enf,
+		choice:     choice,
+		loader:     loader.New(cfg.PolicyDir, host, postures),
+		reconciled: notify.NewHeartbeat("reconcile loop", 2*statsInterval),
+		alerted:    notify.NewHeartbeat("alert pipeline", 2*statsInterval),
+	}
+	return d.run(ctx)
+}
+
+func posture(p config.Posture) policy.Posture {
+	if pp, ok := policy.ParsePosture(string(p)); ok {
+		return pp
+	}
+	return policy.PostureAudit
+}
+
+func (d *daemon) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	// The first set is applied before anything reports ready.
+	d.reconcile("start")
+
+	events := make(chan enforcer.Event, eventQueue)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		if err := d.enf.Run(ctx, events); err != nil {
+			d.log.Error("event reader stopped", "error", err)
+			d.readerDown.Store(&err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		d.pipeline(ctx, events)
+	}()
+	w := watch.New(d.opts.Config.PolicyDir, d.opts.Config.ReloadDebounce, d.log)
+	go func() {
+		defer wg.Done()
+		if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			d.log.Error("policy watcher stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		notify.RunWatchdog(ctx, d.opts.Notifier, d.reconciled.Check, d.alerted.Check, d.readerAlive)
+	}()
+
+	d.opts.Notifier.Ready(d.status())
+	tick := time.NewTicker(statsInterval / 4)
+	defer tick.Stop()
+	lastStats := time.Now()
+	for {
+		d.reconciled.Beat()
+		select {
+		case <-ctx.Done():
+			d.opts.Notifier.Stopping()
+			d.logStats()
+			d.log.Info("stopping: policies are no longer enforced once the daemon exits")
+			return nil
+		case tr := <-w.Triggers():
+			// Also on watch.ReasonStarted: a file may have changed between
+			// the start-up load and the watch; an unchanged set costs nothing.
+			d.reconcile(tr.Reason + describePaths(tr.Paths))
+			d.opts.Notifier.Status(d.status())
+		case <-d.opts.Reload:
+			d.opts.Notifier.Reloading()
+			d.reconcile("SIGHUP")
+			d.opts.Notifier.Ready(d.status())
+		case <-tick.C:
+			if time.Since(lastStats) >= statsInterval {
+				d.logStats()
+				lastStats = time.Now()
+			}
+		}
+	}
+}
+
+func describePaths(paths []string) string {
+	if len(paths) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(paths, ", ")
+}
+
+func (d *daemon) readerAlive() error {
+	if err := d.readerDown.Load(); err != nil {
+		return fmt.Errorf("event reader stopped: %w", *err)
+	}
+	return nil
+}
+
+// reconcile loads the policy directory and puts the result in force. On any
+// error the set in force stays: a bad file or a refused update never weakens
+// enforcement.
+func (d *daemon) reconcile(reason string) {
+	res, err := d.loader.Load(d.enf.Validate)
+	if err != nil {
+		d.log.Error("policy directory unreadable; the policy set in force stays", "dir", d.opts.Config.PolicyDir, "error", err)
+		return
+	}
+	for _, f := range res.Files {
+		switch f.State {
+		case loader.Rejected:
+			d.log.Error("policy file rejected", "file", f.Path, "error", f.Err)
+		case loader.Stale:
+			d.log.Error("policy file rejected; its last good version stays in force", "file", f.Path,
+				"error", f.Err, "since", f.Since.Format(time.RFC3339))
+		}
+		for _, p := range f.Policies {
+			if !p.Applied {
+				d.log.Warn("policy not applied to this host", "policy", p.Name, "file", f.Path, "line", p.Line, "reason", p.Reason)
+			}
+		}
+	}
+	if !res.Changed && d.sets.current() != nil {
+		d.log.Debug("policy set unchanged", "reason", reason)
+		return
+	}
+	if err := d.enf.Apply(res.Set); err != nil {
+		d.log.Error("policy set not applied; the set in force stays", "version", res.Set.Version(), "error", err)
+		return
+	}
+	res.Commit()
+	d.sets.add(res.Set)
+	kinds := res.Set.CountByKind()
+	d.log.Info("policy set applied", "reason", reason, "version", res.Set.Version(), "rules", res.Set.Len(),
+		"process_rules", kinds[policy.KindProcess], "summary", res.Summary(), "enforcer", d.enf.Name())
+}
+
+func (d *daemon) status() string {
+	set := d.sets.current()
+	n := 0
+	if set != nil {
+		n = set.Len()
+	}
+	if d.choice.Enforcer == detect.None {
+		return fmt.Sprintf("observe-only, auditing %d rules (nothing is blocked): %s", n, d.choice.Reason)
+	}
+	return fmt.Sprintf("enforcing %d rules with %s", n, d.choice.Reason)
+}
+
+// pipeline turns decisions into alerts. It never blocks the reader: the
+// channel between them is buffered and the reader drops what does not fit.
+func (d *daemon) pipeline(ctx context.Context, events <-chan enforcer.Event) {
+	rc := record.Context{
+		HostName:  d.opts.Config.HostName,
+		Enforcer:  d.enf.Name(),
+		Rule:      d.sets.rule,
+		ParentExe: parentExe,
+	}
+	tick := time.NewTicker(statsInterval / 4)
+	defer tick.Stop()
+	for {
+		d.alerted.Beat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case ev := <-events:
+			if err := d.opts.Alerts.Write(record.FromEvent(ev, rc)); err != nil {
+				if d.writeErrors.Add(1) == 1 {
+					d.log.Error("alert not written (counted; further errors are only counted)", "error", err)
+				}
+			}
+		}
+	}
+}
+
+func parentExe(pid uint32) string {
+	exe, err := os.Readlink("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/exe")
+	if err != nil {
+		return ""
+	}
+	return exe
+}
+
+// logStats writes the counters when any of them moved.
+func (d *daemon) logStats() {
+	st := d.enf.Stats()
+	if st == d.lastStats {
+		return
+	}
+	d.lastStats = st
+	d.log.Info("counters", "decisions", st.Decisions, "denied", st.Denied, "audited", st.Audited,
+		"alerts_lost", st.AlertsLost, "events_lost", st.EventsLost, "undelivered", st.Undelivered,
+		"malformed", st.Malformed, "paths_truncated", st.PathsTruncated, "scratch_busy", st.ScratchBusy,
+		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "alert_write_errors", d.writeErrors.Load())
+}
+
+// setHistory keeps the last few policy sets, so an alert decided by a set
+// that was replaced a moment ago still names its policy.
+type setHistory struct {
+	mu   sync.RWMutex
+	sets []*policy.Set
+}
+
+const keepSets = 8
+
+func (h *setHistory) add(s *policy.Set) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sets = append(h.sets, s)
+	if len(h.sets) > keepSets {
+		h.sets = h.sets[len(h.sets)-keepSets:]
+	}
+}
+
+func (h *setHistory) current() *policy.Set {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if len(h.sets) == 0 {
+		return nil
+	}
+	return h.sets[len(h.sets)-1]
+}
+
+func (h *setHistory) rule(version uint64, id uint32) (*policy.Rule, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, s := range h.sets {
+		if s.Version() == version {
+			return s.Rule(id)
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,24 @@
+//go:build linux
+
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/bpflsm"
+	"github.com/kubearmor/kubearmor-host/enforcer/detect"
+	"github.com/kubearmor/kubearmor-host/enforcer/observe"
+)
+
+// LoadEnforcer starts the enforcer detect chose.
+func LoadEnforcer(e detect.Enforcer, log *slog.Logger) (enforcer.Enforcer, error) {
+	switch e {
+	case detect.BPFLSM:
+		return bpflsm.Load(bpflsm.Options{Logger: log})
+	case detect.None:
+		return observe.Load(log)
+	}
+	return nil, fmt.Errorf("no %s enforcer in this release", e)
+}

@@ -1,0 +1,214 @@
+// Package record defines the Alert records the daemon emits, with
+// KubeArmor's field names and values so existing consumers and karmor habits
+// carry over, and renders them for journald and as JSON lines.
+package record
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/match"
+)
+
+// Values of the Type, Result and PolicyName fields.
+const (
+	TypeMatchedHostPolicy = "MatchedHostPolicy"
+	ResultPassed          = "Passed"
+	ResultDenied          = "Permission denied"
+	PolicyDefaultPosture  = "DefaultPosture"
+)
+
+// Alert is one policy decision, as KubeArmor's Alert message. JSON uses the
+// PascalCase names KubeArmor clients expect.
+type Alert struct {
+	Timestamp         int64    `json:"Timestamp"`
+	UpdatedTime       string   `json:"UpdatedTime"`
+	HostName          string   `json:"HostName"`
+	HostPPID          int32    `json:"HostPPID"`
+	HostPID           int32    `json:"HostPID"`
+	PPID              int32    `json:"PPID"`
+	PID               int32    `json:"PID"`
+	UID               int32    `json:"UID"`
+	ProcessName       string   `json:"ProcessName"`
+	ParentProcessName string   `json:"ParentProcessName"`
+	PolicyName        string   `json:"PolicyName"`
+	Severity          string   `json:"Severity,omitempty"`
+	Tags              string   `json:"Tags,omitempty"`
+	ATags             []string `json:"ATags,omitempty"`
+	Message           string   `json:"Message,omitempty"`
+	Type              string   `json:"Type"`
+	Source            string   `json:"Source"`
+	Operation         string   `json:"Operation"`
+	Resource          string   `json:"Resource"`
+	Data              string   `json:"Data,omitempty"`
+	Enforcer          string   `json:"Enforcer"`
+	Action            string   `json:"Action"`
+	Result            string   `json:"Result"`
+}
+
+// timeLayout is KubeArmor's UpdatedTime format.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// Context is what an event needs beyond itself to become an alert.
+type Context struct {
+	HostName string
+	Enforcer string
+	// Rule finds a rule by policy set version and ID; ok is false when that
+	// set is no longer known.
+	Rule func(version uint64, id uint32) (r *policy.Rule, ok bool)
+	// ParentExe names the executable of a process, best effort.
+	ParentExe func(pid uint32) string
+}
+
+// FromEvent builds the alert for a decision. The policy is the one the
+// kernel named, never one guessed after the fact.
+func FromEvent(ev enforcer.Event, c Context) Alert {
+	a := Alert{
+		Timestamp:   ev.Time.Unix(),
+		UpdatedTime: ev.Time.UTC().Format(timeLayout),
+		HostName:    c.HostName,
+		HostPPID:    int32(ev.PPID),
+		HostPID:     int32(ev.PID),
+		PPID:        int32(ev.PPID),
+		PID:         int32(ev.PID),
+		UID:         int32(ev.UID),
+		Type:        TypeMatchedHostPolicy,
+		Source:      ev.Exe,
+		Resource:    ev.Path,
+		Enforcer:    c.Enforcer,
+		Operation:   operation(ev.Op),
+		ProcessName: ev.Exe,
+	}
+	if ev.Op == match.OpExec {
+		// An exec alert speaks for the new program, as in KubeArmor: the
+		// caller is its Source.
+		a.ProcessName = ev.Path
+		a.Data = "lsm=SECURITY_BPRM_CHECK"
+		if ev.Observed {
+			a.Data = "syscall=SYS_EXECVE"
+		}
+	}
+	if c.ParentExe != nil {
+		a.ParentProcessName = c.ParentExe(ev.PPID)
+	}
+	if ev.Truncated {
+		a.Data = strings.TrimSpace(a.Data + " path=unresolvable")
+	}
+	switch ev.Verdict {
+	case match.PostureAudit, match.PostureBlock:
+		a.PolicyName = PolicyDefaultPosture
+	default:
+		if r, ok := c.Rule(ev.Version, ev.RuleID); ok {
+			a.PolicyName = r.Policy
+			a.Severity = strconv.Itoa(r.Severity)
+			a.Tags = strings.Join(r.Tags, ",")
+			a.ATags = r.Tags
+			a.Message = r.Message
+		} else {
+			a.PolicyName = fmt.Sprintf("unknown (rule %d of policy set %d, no longer loaded)", ev.RuleID, ev.Version)
+		}
+	}
+	a.Action, a.Result = actionResult(ev)
+	return a
+}
+
+// actionResult renders the verdict. Observe-only cannot block: what would
+// have been blocked is "Audit (Block)" and passes.
+func actionResult(ev enforcer.Event) (string, string) {
+	blocking := ev.Verdict == match.Block || ev.Verdict == match.PostureBlock
+	switch {
+	case ev.Observed && blocking:
+		return "Audit (Block)", ResultPassed
+	case blocking:
+		return "Block", ResultDenied
+	default:
+		return "Audit", ResultPassed
+	}
+}
+
+func operation(op match.Op) string {
+	if k := op.Kind(); k != 0 {
+		return k.String()
+	}
+	return op.String()
+}
+
+// Priority maps severity (1..10) to a syslog priority for journald: the
+// higher the severity, the more urgent. Posture alerts carry no severity.
+func (a Alert) Priority() int {
+	sev, err := strconv.Atoi(a.Severity)
+	if err != nil {
+		if a.Result == ResultDenied {
+			return 4 // warning
+		}
+		return 5 // notice
+	}
+	switch {
+	case sev >= 9:
+		return 2 // crit
+	case sev >= 7:
+		return 3 // err
+	case sev >= 5:
+		return 4 // warning
+	case sev >= 3:
+		return 5 // notice
+	default:
+		return 6 // info
+	}
+}
+
+// Summary is the one-line MESSAGE for journald.
+func (a Alert) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s", a.Action, strings.ToLower(a.Operation), a.Resource)
+	if a.Source != "" {
+		fmt.Fprintf(&b, " by %s", a.Source)
+	}
+	fmt.Fprintf(&b, " (pid %d, uid %d): %s, policy %s", a.HostPID, a.UID, a.Result, a.PolicyName)
+	if a.Severity != "" {
+		fmt.Fprintf(&b, ", severity %s", a.Severity)
+	}
+	if a.Message != "" {
+		fmt.Fprintf(&b, ": %s", a.Message)
+	}
+	return b.String()
+}
+
+// Fields returns every field under its KubeArmor name, for journald, which
+// stores them as KUBEARMOR_<NAME>. Empty fields are left out.
+func (a Alert) Fields() map[string]string {
+	f := map[string]string{
+		"Timestamp":         strconv.FormatInt(a.Timestamp, 10),
+		"UpdatedTime":       a.UpdatedTime,
+		"HostName":          a.HostName,
+		"HostPPID":          strconv.Itoa(int(a.HostPPID)),
+		"HostPID":           strconv.Itoa(int(a.HostPID)),
+		"PPID":              strconv.Itoa(int(a.PPID)),
+		"PID":               strconv.Itoa(int(a.PID)),
+		"UID":               strconv.Itoa(int(a.UID)),
+		"ProcessName":       a.ProcessName,
+		"ParentProcessName": a.ParentProcessName,
+		"PolicyName":        a.PolicyName,
+		"Severity":          a.Severity,
+		"Tags":              a.Tags,
+		"ATags":             strings.Join(a.ATags, ","),
+		"Message":           a.Message,
+		"Type":              a.Type,
+		"Source":            a.Source,
+		"Operation":         a.Operation,
+		"Resource":          a.Resource,
+		"Data":              a.Data,
+		"Enforcer":          a.Enforcer,
+		"Action":            a.Action,
+		"Result":            a.Result,
+	}
+	for k, v := range f {
+		if v == "" {
+			delete(f, k)
+		}
+	}
+	return f
+}

@@ -1,0 +1,247 @@
+package bpflsm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/match"
+)
+
+// Map layout (the C side is bpf/lib/policy.h). One policy generation is:
+//
+//	trie   hash   {parent node, name length, name[256] zero padded} -> {node, flags}
+//	              The root "/" is {0, 0, ""} -> {1, flags}. Every rule object
+//	              path and every fromSource path has a node; node IDs start at 1.
+//	              flags: bit type-1 = rules without fromSource at this node for
+//	              key type `type`; bit 4+type-1 = rules with fromSource;
+//	              bit 8 = the node is a fromSource executable; bit 8+kind = that
+//	              source has an allow-list (an Allow rule) for kind.
+//	rules  hash   {node, source node or 0, key type, op} -> rule[action][owner]
+//	              key types: ANCESTOR (node is an ancestor directory of the
+//	              object, deeper than its parent), PARENT (node is the object's
+//	              directory), SELF (node is the object, as a directory), EXACT
+//	              (node is the object). rule[a][o] is the ID of the most
+//	              specific rule of action a (Allow, Audit, Block) at that key
+//	              covering the access when the subject owns the object (o=0)
+//	              or not (o=1); 0 for none.
+//	kinds  array  [slot*8 + kind] -> {has rules, has Block, host allow-list, posture}
+//	active array  [0] -> (version << 1) | slot
+//
+// trie and rules are inner maps of trie_outer and rules_outer (one per slot),
+// created at the size the set needs: there is no fixed rule limit.
+
+// TrieEntry is one trie element.
+type TrieEntry struct {
+	Key lsmTrieKey
+	Val lsmTrieVal
+}
+
+// RuleEntry is one rules element.
+type RuleEntry struct {
+	Key lsmRuleKey
+	Val lsmRuleVal
+}
+
+// Spec is a policy set compiled to the contents of one map generation. It is
+// pure data, built and tested without a kernel.
+type Spec struct {
+	Version uint64
+	Trie    []TrieEntry
+	Rules   []RuleEntry
+	Kinds   [kindSlots]lsmKindCfg
+}
+
+const (
+	kindSlots = int(lsmKaKindKA_KIND_SLOTS)
+	rootNode  = 1
+)
+
+// Key types, from the C enum.
+const (
+	keyAncestor = uint8(lsmKaKeyTypeKA_KEY_ANCESTOR)
+	keyParent   = uint8(lsmKaKeyTypeKA_KEY_PARENT)
+	keySelf     = uint8(lsmKaKeyTypeKA_KEY_SELF)
+	keyExact    = uint8(lsmKaKeyTypeKA_KEY_EXACT)
+)
+
+func flagAny(t uint8) uint32 { return 1 << (uint32(lsmKaNodeFlagKA_NF_ANY_SHIFT) + uint32(t) - 1) }
+func flagSrc(t uint8) uint32 { return 1 << (uint32(lsmKaNodeFlagKA_NF_SRC_SHIFT) + uint32(t) - 1) }
+func flagAllowList(k policy.Kind) uint32 {
+	return 1 << (uint32(lsmKaNodeFlagKA_NF_ALLOWLIST_SHIFT) + uint32(k))
+}
+
+const flagSource = uint32(lsmKaNodeFlagKA_NF_SOURCE)
+
+// opOf maps the operations the programs decide to their kernel numbers.
+var supportedOps = map[policy.Kind][]match.Op{
+	policy.KindProcess: {match.OpExec},
+}
+
+// Compile turns a policy set into map contents. Rules this enforcer cannot
+// check in the kernel are errors naming the rule, so the loader rejects the
+// file that holds them instead of enforcing less than it says.
+func Compile(set *policy.Set) (*Spec, error) {
+	c := &compiler{
+		spec:  &Spec{Version: set.Version()},
+		nodes: map[nodeKey]uint32{{}: rootNode},
+		flags: map[uint32]uint32{},
+		best:  map[lsmRuleKey]*[3][2]*policy.Rule{},
+		names: map[uint32]nodeKey{rootNode: {}},
+	}
+	var errs policy.ErrorList
+	for r := range set.Rules() {
+		if err := c.add(r); err != nil {
+			errs = append(errs, &policy.Error{File: r.Origin.File, Line: r.Origin.Line, Field: r.Origin.Field, Msg: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	c.finish(set)
+	return c.spec, nil
+}
+
+type nodeKey struct {
+	parent uint32
+	name   string
+}
+
+type compiler struct {
+	spec  *Spec
+	nodes map[nodeKey]uint32
+	names map[uint32]nodeKey
+	flags map[uint32]uint32
+	best  map[lsmRuleKey]*[3][2]*policy.Rule
+	order []lsmRuleKey // keys in creation order, for deterministic output
+}
+
+// node returns the trie node of an absolute path ("/" is the root; a
+// trailing '/' is ignored), creating the nodes on the way.
+func (c *compiler) node(path string) uint32 {
+	id := uint32(rootNode)
+	for comp := range strings.SplitSeq(strings.Trim(path, "/"), "/") {
+		if comp == "" {
+			continue
+		}
+		k := nodeKey{parent: id, name: comp}
+		next, ok := c.nodes[k]
+		if !ok {
+			next = uint32(len(c.nodes) + 1)
+			c.nodes[k] = next
+			c.names[next] = k
+		}
+		id = next
+	}
+	return id
+}
+
+func (c *compiler) add(r *policy.Rule) error {
+	ops, ok := supportedOps[r.Kind]
+	if !ok {
+		return fmt.Errorf("%s rules are not enforced by the BPF-LSM enforcer in this version", strings.ToLower(r.Kind.String()))
+	}
+	var obj uint32
+	var types []uint8
+	switch r.Match {
+	case policy.MatchPath:
+		obj, types = c.node(r.Path), []uint8{keyExact}
+	case policy.MatchDir:
+		obj, types = c.node(r.Path), []uint8{keyParent, keySelf}
+		if r.Recursive {
+			types = append(types, keyAncestor)
+		}
+	default:
+		return fmt.Errorf("%s %s rules are not enforced by the BPF-LSM enforcer in this version",
+			strings.ToLower(r.Kind.String()), r.Match)
+	}
+	sources := []uint32{0}
+	if len(r.Sources) > 0 {
+		sources = sources[:0]
+		for _, s := range r.Sources {
+			if s.Path == "" {
+				return fmt.Errorf("fromSource dir %s is not enforced by the BPF-LSM enforcer in this version; list executables with path", s.Dir)
+			}
+			n := c.node(s.Path)
+			c.flags[n] |= flagSource
+			if r.Action == policy.ActionAllow {
+				c.flags[n] |= flagAllowList(r.Kind)
+			}
+			sources = append(sources, n)
+		}
+	}
+	for _, src := range sources {
+		for _, t := range types {
+			if src == 0 {
+				c.flags[obj] |= flagAny(t)
+			} else {
+				c.flags[obj] |= flagSrc(t)
+			}
+			for _, op := range ops {
+				c.attach(lsmRuleKey{Node: obj, Source: src, Type: t, Op: uint8(op)}, r, op)
+			}
+		}
+	}
+	return nil
+}
+
+// attach records r under key for each owner relation it covers, keeping the
+// most specific rule per action as the reference matcher ranks them.
+func (c *compiler) attach(key lsmRuleKey, r *policy.Rule, op match.Op) {
+	b, ok := c.best[key]
+	if !ok {
+		b = &[3][2]*policy.Rule{}
+		c.best[key] = b
+		c.order = append(c.order, key)
+	}
+	a := int(r.Action) - 1
+	for o, owner := range []bool{true, false} {
+		if !match.Covers(r, op, owner) {
+			continue
+		}
+		if cur := b[a][o]; cur == nil || match.MoreSpecific(r, cur) {
+			b[a][o] = r
+		}
+	}
+}
+
+func (c *compiler) finish(set *policy.Set) {
+	s := c.spec
+	for id := uint32(1); id <= uint32(len(c.names)); id++ {
+		k := c.names[id]
+		var e TrieEntry
+		e.Key.Parent = k.parent
+		e.Key.Len = uint32(len(k.name))
+		copy(e.Key.Name[:], k.name)
+		e.Val.Node = id
+		e.Val.Flags = c.flags[id]
+		s.Trie = append(s.Trie, e)
+	}
+	for _, key := range c.order {
+		var v lsmRuleVal
+		for a := range 3 {
+			for o := range 2 {
+				if r := c.best[key][a][o]; r != nil {
+					v.Rule[a][o] = r.ID
+				}
+			}
+		}
+		s.Rules = append(s.Rules, RuleEntry{Key: key, Val: v})
+	}
+	for r := range set.Rules() {
+		k := &s.Kinds[r.Kind]
+		k.HasRules = 1
+		if r.Action == policy.ActionBlock {
+			k.HasBlock = 1
+		}
+		if r.Action == policy.ActionAllow && len(r.Sources) == 0 {
+			k.HostAllowlist = 1
+		}
+	}
+	for k := policy.KindProcess; k <= policy.KindSyscall; k++ {
+		s.Kinds[k].Posture = uint8(lsmKaVerdictKA_POSTURE_AUDIT)
+		if set.Postures().For(k) == policy.PostureBlock {
+			s.Kinds[k].Posture = uint8(lsmKaVerdictKA_POSTURE_BLOCK)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+//go:build linux
+
+package bpflsm
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
+	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/match"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execServerEnv) == "1" {
+		os.Exit(runExecServer())
+	}
+	os.Exit(testutils.RunWithLeakCheck(m))
+}
+
+// testDecider runs the kernel's decision procedure on given paths through
+// BPF_PROG_TEST_RUN of the raw_tp wrapper in lsm.bpf.c. That needs no
+// BPF-LSM, so it runs on the development host as well as in the guests.
+type testDecider struct {
+	objs struct {
+		Prog *ebpf.Program `ebpf:"ka_test_decide"`
+		In   *ebpf.Map     `ebpf:"test_in"`
+		Out  *ebpf.Map     `ebpf:"test_out"`
+		policyMaps
+	}
+}
+
+func newTestDecider(t *testing.T) *testDecider {
+	t.Helper()
+	testutils.RequireRoot(t)
+	spec, err := loadLsm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &testDecider{}
+	err = spec.LoadAndAssign(&d.objs, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, os.ErrPermission) {
+		testutils.RequireFeature(t, "raw_tp programs with bpf_loop", err)
+	}
+	if err != nil {
+		t.Fatalf("load decision program: %v", err)
+	}
+	t.Cleanup(func() {
+		d.objs.closeInner()
+		for _, c := range []interface{ Close() error }{d.objs.Prog, d.objs.In, d.objs.Out, d.objs.TrieOuter,
+			d.objs.RulesOuter, d.objs.Kinds, d.objs.Active, d.objs.Counters} {
+			c.Close()
+		}
+	})
+	return d
+}
+
+func (d *testDecider) apply(t testing.TB, set *policy.Set) {
+	t.Helper()
+	spec, err := Compile(set)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	if err := d.objs.apply(spec); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+}
+
+func (d *testDecider) decide(t testing.TB, s match.Subject, o match.Object) match.Decision {
+	t.Helper()
+	in := lsmTestInput{Kind: uint32(policy.KindProcess), Op: uint32(match.OpExec)}
+	in.PathLen = uint32(copy(in.Path[:], o.Path))
+	in.ExeLen = uint32(copy(in.Exe[:], s.Exe))
+	if s.UID != o.OwnerUID {
+		in.NotOwner = 1
+	}
+	if o.PathTooLong {
+		in.Flags = uint32(lsmKaEventFlagKA_EV_PATH_TRUNCATED)
+	}
+	if err := d.objs.In.Put(uint32(0), &in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.objs.Prog.Run(&ebpf.RunOptions{}); err != nil {
+		t.Fatalf("run decision program: %v", err)
+	}
+	var out lsmTestOutput
+	if err := d.objs.Out.Lookup(uint32(0), &out); err != nil {
+		t.Fatal(err)
+	}
+	return match.Decision{Verdict: match.Verdict(out.D.Verdict), RuleID: out.D.Rule}
+}
+
+// TestDecideDifferential holds the kernel's decisions against the reference
+// matcher's on generated rule sets and execs.
+func TestDecideDifferential(t *testing.T) {
+	d := newTestDecider(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const sets, queries = 400, 40
+	seen := map[match.Verdict]int{}
+	for i := range sets {
+		set := hostUniverse.randomSet(rng, uint64(i+1), "")
+		d.apply(t, set)
+		m := match.New(set)
+		for range queries {
+			s, o := hostUniverse.randomQuery(rng, "")
+			o.PathTooLong = rng.IntN(50) == 0
+			want := m.Decide(match.OpExec, s, o)
+			seen[want.Verdict]++
+			if got := d.decide(t, s, o); got != want {
+				t.Fatalf("set %d: exec %s by %s (owner uid %d): kernel %v, matcher %v\nrules:\n%s",
+					i, o.Path, s.Exe, o.OwnerUID, got, want, dumpRules(set))
+			}
+		}
+	}
+	t.Logf("%d decisions agree: %v", sets*queries, seen)
+	for v := match.NoMatch; v <= match.PostureBlock; v++ {
+		if seen[v] == 0 {
+			t.Errorf("the generator never produced verdict %v: the test does not cover it", v)
+		}
+	}
+}
+
+func dumpRules(set *policy.Set) string {
+	var out string
+	for r := range set.Rules() {
+		out += "  " + describeRule(r) + "\n"
+	}
+	return out
+}

@@ -1,0 +1,50 @@
+package bpflsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/policy/match"
+)
+
+var alertHeaderSize = int(unsafe.Sizeof(lsmAlert{}))
+
+// decodeAlert turns one ring-buffer record into an event. boot converts the
+// kernel's boot-time nanoseconds to wall-clock time.
+func decodeAlert(raw []byte, boot func(ns uint64) time.Time) (enforcer.Event, error) {
+	var h lsmAlert
+	if len(raw) < alertHeaderSize {
+		return enforcer.Event{}, fmt.Errorf("alert record of %d bytes is shorter than its %d-byte header", len(raw), alertHeaderSize)
+	}
+	if _, err := binary.Decode(raw[:alertHeaderSize], binary.LittleEndian, &h); err != nil {
+		return enforcer.Event{}, fmt.Errorf("decode alert header: %w", err)
+	}
+	data := raw[alertHeaderSize:]
+	if int(h.PathLen)+int(h.ExeLen) > len(data) {
+		return enforcer.Event{}, fmt.Errorf("alert record claims %d+%d path bytes, has %d", h.PathLen, h.ExeLen, len(data))
+	}
+	if h.Verdict < uint8(match.Audit) || h.Verdict > uint8(match.PostureBlock) {
+		return enforcer.Event{}, fmt.Errorf("alert record with verdict %d", h.Verdict)
+	}
+	return enforcer.Event{
+		Time:      boot(h.Ts),
+		Version:   h.Gen >> 1,
+		RuleID:    h.Rule,
+		Verdict:   match.Verdict(h.Verdict),
+		Op:        match.Op(h.Op),
+		PID:       h.Tgid,
+		TID:       h.Pid,
+		PPID:      h.Ppid,
+		UID:       h.Uid,
+		OwnerUID:  h.OwnerUid,
+		Comm:      unix.ByteSliceToString(h.Comm[:]),
+		Path:      string(data[:h.PathLen]),
+		Exe:       string(data[h.PathLen : int(h.PathLen)+int(h.ExeLen)]),
+		Truncated: h.Flags&uint8(lsmKaEventFlagKA_EV_PATH_TRUNCATED|lsmKaEventFlagKA_EV_SCRATCH_BUSY) != 0,
+	}, nil
+}

@@ -1,0 +1,143 @@
+//go:build linux
+
+package bpflsm
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+)
+
+// policyMaps are the maps one loaded object uses to find the rules in force:
+// the layout is described in compile.go. Only the daemon's reconcile
+// goroutine touches them.
+type policyMaps struct {
+	TrieOuter  *ebpf.Map `ebpf:"trie_outer"`
+	RulesOuter *ebpf.Map `ebpf:"rules_outer"`
+	Kinds      *ebpf.Map `ebpf:"kinds"`
+	Active     *ebpf.Map `ebpf:"active"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+
+	slot uint32
+	held [2][]*ebpf.Map // inner maps installed in each slot
+}
+
+// apply writes s into the idle slot and makes it current with one store to
+// `active`. The slot it overwrites held the generation before the current
+// one, which no program can still be using: a hook reads `active` once and
+// finishes in microseconds, while generations change at most once per
+// reload.
+func (m *policyMaps) apply(s *Spec) error {
+	if s.Version == 0 || s.Version >= 1<<62 {
+		return fmt.Errorf("policy set version %d out of range", s.Version)
+	}
+	next := m.slot ^ 1
+	trie, err := newInner("ka_trie", unsafe.Sizeof(lsmTrieKey{}), unsafe.Sizeof(lsmTrieVal{}), len(s.Trie))
+	if err != nil {
+		return err
+	}
+	rules, err := newInner("ka_rules", unsafe.Sizeof(lsmRuleKey{}), unsafe.Sizeof(lsmRuleVal{}), len(s.Rules))
+	if err != nil {
+		trie.Close()
+		return err
+	}
+	fail := func(err error) error {
+		trie.Close()
+		rules.Close()
+		return err
+	}
+	tk, tv := make([]lsmTrieKey, len(s.Trie)), make([]lsmTrieVal, len(s.Trie))
+	for i, e := range s.Trie {
+		tk[i], tv[i] = e.Key, e.Val
+	}
+	if err := putAll(trie, tk, tv); err != nil {
+		return fail(fmt.Errorf("fill trie map: %w", err))
+	}
+	rk, rv := make([]lsmRuleKey, len(s.Rules)), make([]lsmRuleVal, len(s.Rules))
+	for i, e := range s.Rules {
+		rk[i], rv[i] = e.Key, e.Val
+	}
+	if err := putAll(rules, rk, rv); err != nil {
+		return fail(fmt.Errorf("fill rules map: %w", err))
+	}
+	for k := range kindSlots {
+		if err := m.Kinds.Put(next*uint32(kindSlots)+uint32(k), s.Kinds[k]); err != nil {
+			return fail(fmt.Errorf("write kinds[%d]: %w", k, err))
+		}
+	}
+	if err := m.TrieOuter.Put(next, trie); err != nil {
+		return fail(fmt.Errorf("install trie map: %w", err))
+	}
+	if err := m.RulesOuter.Put(next, rules); err != nil {
+		return fail(fmt.Errorf("install rules map: %w", err))
+	}
+	if err := m.Active.Put(uint32(0), lsmActiveGen{Gen: s.Version<<1 | uint64(next)}); err != nil {
+		return fail(fmt.Errorf("switch generation: %w", err))
+	}
+	for _, old := range m.held[next] {
+		old.Close()
+	}
+	m.held[next] = []*ebpf.Map{trie, rules}
+	m.slot = next
+	return nil
+}
+
+func newInner(name string, keySize, valueSize uintptr, n int) (*ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       name,
+		Type:       ebpf.Hash,
+		KeySize:    uint32(keySize),
+		ValueSize:  uint32(valueSize),
+		MaxEntries: uint32(max(n, 1)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create %s map with %d entries: %w", name, n, err)
+	}
+	return m, nil
+}
+
+// putAll writes entries in batches where the kernel supports it.
+func putAll[K, V any](m *ebpf.Map, keys []K, vals []V) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := m.BatchUpdate(keys, vals, nil)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ebpf.ErrNotSupported) {
+		return err
+	}
+	for i := range keys {
+		if err := m.Put(keys[i], vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// counters sums the per-CPU counters.
+func (m *policyMaps) counters() ([int(lsmKaCounterKA_CNT_MAX)]uint64, error) {
+	var out [int(lsmKaCounterKA_CNT_MAX)]uint64
+	for i := range out {
+		var per []uint64
+		if err := m.Counters.Lookup(uint32(i), &per); err != nil {
+			return out, fmt.Errorf("read counter %d: %w", i, err)
+		}
+		for _, v := range per {
+			out[i] += v
+		}
+	}
+	return out, nil
+}
+
+func (m *policyMaps) closeInner() {
+	for _, maps := range m.held {
+		for _, x := range maps {
+			x.Close()
+		}
+	}
+	m.held = [2][]*ebpf.Map{}
+}

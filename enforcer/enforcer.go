@@ -1,0 +1,72 @@
+// Package enforcer defines what every enforcer does for the daemon: check a
+// policy set without touching the kernel, put it in force in one step, and
+// report the decisions it makes. The implementations live in sub-packages:
+// bpflsm (the kernel decides in LSM hooks) and observe (no LSM: exec events
+// from tracepoints are checked by the reference matcher and only audited).
+// Package detect chooses between them.
+package enforcer
+
+import (
+	"context"
+	"time"
+
+	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/match"
+)
+
+// Enforcer puts policy sets in force and reports decisions. Validate, Apply,
+// Stats and Close are called from the daemon's one reconcile goroutine; Run
+// runs in its own goroutine and only reads events.
+type Enforcer interface {
+	// Name is the Enforcer value of alerts: "BPFLSM", "AppArmor" or
+	// "eBPF Monitor" for observe-only.
+	Name() string
+	// Validate checks that every rule of set can be enforced, without
+	// touching the kernel. Errors are *policy.Error values naming the rule.
+	Validate(set *policy.Set) error
+	// Apply replaces the rules in force with set, atomically: an operation
+	// is decided either by the old set or by the new one.
+	Apply(set *policy.Set) error
+	// Run delivers decisions to events until ctx is done. It never blocks
+	// on a slow consumer for long: what it cannot deliver it counts.
+	Run(ctx context.Context, events chan<- Event) error
+	// Stats returns the enforcer's counters.
+	Stats() Stats
+	Close() error
+}
+
+// Event is one alerting decision: Audit, Block or a posture verdict.
+type Event struct {
+	Time     time.Time
+	Version  uint64 // policy set version that decided
+	RuleID   uint32 // 0 for posture verdicts
+	Verdict  match.Verdict
+	Observed bool // decided by the matcher on an observed event, not enforced
+	Op       match.Op
+	PID      uint32 // thread group (process) ID
+	TID      uint32
+	PPID     uint32
+	UID      uint32
+	OwnerUID uint32
+	Comm     string
+	Path     string // the object
+	Exe      string // the subject's executable
+	// Truncated says the object path could not be resolved in full, and
+	// the decision was taken as for an unresolvable path.
+	Truncated bool
+}
+
+// Stats are counters an enforcer keeps. Every way to lose an event has one.
+type Stats struct {
+	Decisions      uint64 // hook calls that consulted a policy
+	Denied         uint64
+	Audited        uint64
+	AlertsLost     uint64 // the kernel could not queue an alert (ring buffer full)
+	EventsLost     uint64 // observed events the kernel could not queue
+	PathsTruncated uint64
+	ScratchBusy    uint64
+	Undelivered    uint64 // decoded events dropped because the consumer was slow
+	Malformed      uint64 // records that did not decode
+	UnknownCaller  uint64 // observed execs whose calling program was not known
+	TableFull      uint64 // processes not tracked because the process table was full
+}

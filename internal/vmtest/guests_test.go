@@ -1,0 +1,23 @@
+package vmtest
+
+import "testing"
+
+// guestPackages are the packages whose tests also run in the QEMU guests,
+// as go package patterns relative to the module root. Add yours here; use
+// testutils.RequireGuest in tests that only make sense there.
+var guestPackages = []string{
+	"./enforcer/detect",
+	"./enforcer/bpflsm",
+}
+
+// guestBinaries are programs built statically and installed in the guests
+// for the guest tests to run (e.g. {"./cmd/kubearmor", "/usr/local/bin/kubearmor"}).
+var guestBinaries = []Binary{}
+
+// TestGuests boots every kernel (KernelPackages) and runs the guest
+// packages' tests there, as subtests <kernel release>/<package dir>/<test>.
+// It needs root and qemu-system-x86_64; allow it several minutes
+// (go test -timeout 30m), see README.md.
+func TestGuests(t *testing.T) {
+	RunTests(t, Suite{Packages: guestPackages, Binaries: guestBinaries})
+}

@@ -1,0 +1,396 @@
+package vmtest
+
+import (
+	"crypto/rand"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
+)
+
+// BusyboxPath is where the busybox-static package installs its binary.
+const BusyboxPath = "/bin/busybox"
+
+// File is a host file or directory tree to copy into the guest.
+type File struct {
+	HostPath  string
+	GuestPath string // absolute; /sbin, /usr/bin and /usr/sbin are /bin in the guest
+	// Mode sets the permissions of a single file; 0 keeps the host file's.
+	// Directory trees always keep the host permissions.
+	Mode fs.FileMode
+}
+
+// Command is a program the guest's init runs, in order, after setting up
+// the guest. Its stdout and stderr are sent back to the host, stdin is /dev/null.
+// Its working directory is created if missing.
+type Command struct {
+	Name string   // names its output in Result.Outputs
+	Path string   // guest path of the program (not looked up in PATH)
+	Args []string // arguments after the program name
+	Dir  string   // working directory; "/" if empty
+	Env  []string // KEY=value, added to the guest environment
+}
+
+// Guest describes what a guest contains and runs.
+type Guest struct {
+	Files    []File
+	Commands []Command
+	Env      []string // KEY=value for every command; GuestEnv=1 is always set
+}
+
+// Initramfs is a guest image built by BuildInitramfs.
+type Initramfs struct {
+	Path     string
+	Commands []Command // as run by the guest, built-in ones first
+	nonce    string    // makes the result markers unforgeable by test output
+}
+
+// Built-in commands that run before the caller's, to report the kernel.
+const (
+	unameCommand = "uname -r"
+	lsmCommand   = "lsm"
+)
+
+// Guest layout. Applets are hard links in /bin so that /bin/sleep execs
+// as /bin/sleep (path-based rules see that path, not /bin/busybox); the
+// usual other bin directories are symlinks to /bin.
+func guestDirs() []string {
+	return []string{"/bin", "/dev", "/etc", "/mnt", "/proc", "/root", "/run", "/sys", "/usr/local/bin", "/usr/local/sbin"}
+}
+
+func guestSymlinks() map[string]string {
+	return map[string]string{"/sbin": "bin", "/usr/bin": "../bin", "/usr/sbin": "../bin", "/var/run": "../run"}
+}
+
+// guestEtc are minimal files that user lookups and resolvers read.
+func guestEtc() map[string]string {
+	return map[string]string{
+		"/etc/passwd":   "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"/etc/group":    "root:x:0:\nnogroup:x:65534:\n",
+		"/etc/hosts":    "127.0.0.1\tlocalhost vmtest\n::1\tlocalhost ip6-localhost\n",
+		"/etc/hostname": "vmtest\n",
+	}
+}
+
+// BuildInitramfs writes the guest's initramfs to dst: busybox, an /init
+// script that sets up the guest and runs g.Commands, and g.Files.
+func BuildInitramfs(dst string, g Guest) (*Initramfs, error) {
+	nonce, err := newNonce()
+	if err != nil {
+		return nil, err
+	}
+	commands := append([]Command{
+		{Name: unameCommand, Path: "/bin/uname", Args: []string{"-r"}},
+		{Name: lsmCommand, Path: "/bin/cat", Args: []string{"/sys/kernel/security/lsm"}},
+	}, g.Commands...)
+	script, err := initScript(commands, g.Env, nonce)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStatic(BusyboxPath); err != nil {
+		return nil, fmt.Errorf("%w (install busybox-static)", err)
+	}
+
+	f, err := os.Create(dst)
+	if err != nil {
+		return nil, fmt.Errorf("create initramfs: %w", err)
+	}
+	defer f.Close()
+	w := newCPIOWriter(f)
+	if err := writeBase(w, script); err != nil {
+		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+	}
+	seen := map[string]string{}
+	for _, file := range g.Files {
+		if err := addFile(w, file, seen); err != nil {
+			return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+	}
+	return &Initramfs{Path: dst, Commands: commands, nonce: nonce}, nil
+}
+
+func newNonce() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("make marker nonce: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func writeBase(w *cpioWriter, script string) error {
+	for _, d := range guestDirs() {
+		if err := w.Dir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := w.Dir("/tmp", 0o777|fs.ModeSticky); err != nil {
+		return err
+	}
+	links := guestSymlinks()
+	for _, name := range sortedKeys(links) {
+		if err := w.Symlink(name, links[name]); err != nil {
+			return err
+		}
+	}
+	// The kernel opens /dev/console for init's stdio before init can
+	// mount devtmpfs, so the node must be in the archive.
+	if err := w.CharDev("/dev/console", 0o600, 5, 1); err != nil {
+		return err
+	}
+	if err := w.CharDev("/dev/null", 0o666, 1, 3); err != nil {
+		return err
+	}
+	etc := guestEtc()
+	for _, name := range sortedKeys(etc) {
+		if err := w.File(name, 0o644, int64(len(etc[name])), strings.NewReader(etc[name])); err != nil {
+			return err
+		}
+	}
+	if err := w.File("/init", 0o755, int64(len(script)), strings.NewReader(script)); err != nil {
+		return err
+	}
+	return copyHostFile(w, BusyboxPath, "/bin/busybox", 0o755)
+}
+
+// guestPath maps a path under one of the symlinked bin directories to /bin,
+// so the archive never has a directory where the guest has a symlink.
+func guestPath(p string) string {
+	p = path.Clean(p)
+	for link, target := range guestSymlinks() {
+		if p == link {
+			return path.Join(path.Dir(link), target)
+		}
+		if rest, ok := strings.CutPrefix(p, link+"/"); ok {
+			return path.Join(path.Dir(link), target, rest)
+		}
+	}
+	return p
+}
+
+func addFile(w *cpioWriter, f File, seen map[string]string) error {
+	if !path.IsAbs(f.GuestPath) {
+		return fmt.Errorf("add %s: guest path %q is not absolute", f.HostPath, f.GuestPath)
+	}
+	info, err := os.Stat(f.HostPath)
+	if err != nil {
+		return fmt.Errorf("add file: %w", err)
+	}
+	if !info.IsDir() {
+		return addOne(w, f.HostPath, guestPath(f.GuestPath), f.Mode, seen)
+	}
+	return filepath.WalkDir(f.HostPath, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("add %s: %w", f.HostPath, err)
+		}
+		rel, err := filepath.Rel(f.HostPath, p)
+		if err != nil {
+			return err
+		}
+		dst := guestPath(path.Join(f.GuestPath, filepath.ToSlash(rel)))
+		switch {
+		case d.IsDir():
+			info, err := d.Info()
+			if err != nil {
+				return fmt.Errorf("add %s: %w", p, err)
+			}
+			return w.Dir(dst, info.Mode().Perm())
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return fmt.Errorf("add %s: %w", p, err)
+			}
+			if err := claim(seen, dst, p); err != nil {
+				return err
+			}
+			return w.Symlink(dst, target)
+		default:
+			return addOne(w, p, dst, 0, seen)
+		}
+	})
+}
+
+// claim records that dst comes from src, refusing a second source: the
+// kernel would silently keep only one of them.
+func claim(seen map[string]string, dst, src string) error {
+	if other, ok := seen[dst]; ok {
+		return fmt.Errorf("add %s: guest path %s already comes from %s", src, dst, other)
+	}
+	if _, reserved := guestEtc()[dst]; reserved || dst == "/init" || dst == "/bin/busybox" {
+		return fmt.Errorf("add %s: guest path %s is part of the base image", src, dst)
+	}
+	seen[dst] = src
+	return nil
+}
+
+func addOne(w *cpioWriter, src, dst string, mode fs.FileMode, seen map[string]string) error {
+	if err := claim(seen, dst, src); err != nil {
+		return err
+	}
+	info, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("add file: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("add %s: not a regular file or directory", src)
+	}
+	if mode == 0 {
+		mode = info.Mode()
+	}
+	if mode&0o111 != 0 {
+		// The guest has no libc or loader: a dynamic binary would fail
+		// there with a confusing "not found".
+		if err := checkStatic(src); err != nil {
+			return err
+		}
+	}
+	return copyHostFile(w, src, dst, mode)
+}
+
+func copyHostFile(w *cpioWriter, src, dst string, mode fs.FileMode) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("add file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("add file: %w", err)
+	}
+	return w.File(dst, mode, info.Size(), f)
+}
+
+// checkStatic returns an error if path is a dynamically linked ELF binary.
+// Other files (scripts, data) pass.
+func checkStatic(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("check %s is static: %w", path, err)
+	}
+	defer f.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != elf.ELFMAG {
+		return nil // not ELF
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return fmt.Errorf("check %s is static: %w", path, err)
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked, and the guest has no libc (build it with CGO_ENABLED=0)", path)
+		}
+	}
+	return nil
+}
+
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func exports(env []string) (string, error) {
+	var b strings.Builder
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !envKey.MatchString(k) {
+			return "", fmt.Errorf("environment entry %q is not KEY=value", kv)
+		}
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
+	}
+	return b.String(), nil
+}
+
+// initScript is the guest's /init. Results go to the second serial port,
+// kept apart from the kernel console, framed by markers that carry a nonce.
+// Each marker starts with a newline so it always begins a line; the host
+// drops that newline again (see parseResults).
+func initScript(commands []Command, env []string, nonce string) (string, error) {
+	env = append([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/bin",
+		"HOME=/root",
+		"TMPDIR=/tmp",
+		testutils.GuestEnv + "=1",
+	}, env...)
+	exp, err := exports(env)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(`#!/bin/busybox sh
+# Generated by internal/vmtest: set up the guest, run the commands, power off.
+/bin/busybox --install /bin
+`)
+	b.WriteString(exp)
+	b.WriteString(`
+m() { mkdir -p "$2"; mount -t "$1" $3 "$1" "$2" || echo "vmtest: mount $1 on $2 failed" >&2; }
+m devtmpfs /dev
+m proc /proc
+m sysfs /sys
+m securityfs /sys/kernel/security
+m bpf /sys/fs/bpf
+m tracefs /sys/kernel/tracing
+m cgroup2 /sys/fs/cgroup
+m tmpfs /tmp -omode=1777
+m tmpfs /run -omode=0755
+mkdir -p /var/tmp && chmod 1777 /var/tmp
+ip link set lo up || echo "vmtest: lo is not up" >&2
+hostname vmtest
+stty -F /dev/ttyS1 raw -echo
+exec 3>/dev/ttyS1
+mark() { printf '\n@@vmtest-%s %s\n' "$VMTEST_NONCE" "$*" >&3; }
+`)
+	fmt.Fprintf(&b, "VMTEST_NONCE=%s\n", nonce)
+	for i, c := range commands {
+		if !path.IsAbs(c.Path) {
+			return "", fmt.Errorf("command %s: program path %q is not absolute", c.Name, c.Path)
+		}
+		dir := c.Dir
+		if dir == "" {
+			dir = "/"
+		}
+		cexp, err := exports(c.Env)
+		if err != nil {
+			return "", fmt.Errorf("command %s: %w", c.Name, err)
+		}
+		argv := []string{shellQuote(c.Path)}
+		for _, a := range c.Args {
+			argv = append(argv, shellQuote(a))
+		}
+		qdir := shellQuote(dir)
+		fmt.Fprintf(&b, "\nmark begin %d\n(\nmkdir -p %s && cd %s || exit 125\n%sexec %s\n) >&3 2>&3 </dev/null\nmark end %d $?\n",
+			i, qdir, qdir, cexp, strings.Join(argv, " "), i)
+	}
+	b.WriteString(`
+mark done
+# Closing the last descriptor of the port waits for its output to drain.
+exec 3>&-
+poweroff -f
+`)
+	return b.String(), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

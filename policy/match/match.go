@@ -1,0 +1,334 @@
+// Package match is the reference matcher: the one definition, in Go, of what
+// every policy rule means. Given an operation, the subject doing it and the
+// object it is done to, it returns the verdict and the rule that decided.
+//
+// The kernel enforcers are compiled from the same policy.Set and tested
+// against this package (differential tests); where no LSM is available the
+// daemon runs it on observed events to raise audit alerts.
+//
+// The semantics, in order:
+//
+//  1. The operation's kind picks the rules: exec -> process; open, unlink,
+//     rename and the other path operations -> file; socket operations on IPv4,
+//     IPv6 and packet sockets -> network; capability use -> capabilities; a
+//     system call -> syscalls.
+//  2. A rule is a candidate when its object selector matches (path, execname,
+//     directory, pattern, protocol, capability, syscall), its fromSource list
+//     is empty or names the subject's executable, and its readOnly/ownerOnly
+//     constraints fit: an Allow rule covers only accesses that stay within them
+//     (reads for readOnly, the owner for ownerOnly); a Block or Audit rule
+//     covers only accesses that break them. A rule without constraints covers
+//     every access to its object.
+//  3. Block beats Audit beats Allow. Within an action the most specific rule is
+//     reported: exact path > execname > directory (deeper first) > pattern, a
+//     specific protocol > "all"; then a rule with fromSource over one
+//     without; then the lower rule ID (earlier in file order).
+//  4. With no candidate, the default posture of the kind applies if an
+//     allow-list is in force for the subject: an Allow rule without
+//     fromSource makes one for every process, an Allow rule with fromSource
+//     for those sources only. Otherwise nothing matched.
+package match
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kubearmor/kubearmor-host/policy"
+)
+
+// Op is an operation a process attempts.
+type Op uint8
+
+// Operations.
+const (
+	OpExec Op = iota + 1
+
+	OpOpenRead  // open for reading only
+	OpOpenWrite // open for writing or appending
+	OpUnlink
+	OpRmdir
+	OpMkdir
+	OpRename // checked for each of the old and the new path
+	OpLink
+	OpSymlink
+	OpTruncate
+	OpChmod
+	OpChown
+
+	OpSocketCreate
+	OpConnect
+	OpAccept
+	OpBind
+
+	OpCapable
+
+	OpSyscall
+)
+
+var opNames = map[Op]string{
+	OpExec: "exec", OpOpenRead: "open-read", OpOpenWrite: "open-write", OpUnlink: "unlink", OpRmdir: "rmdir",
+	OpMkdir: "mkdir", OpRename: "rename", OpLink: "link", OpSymlink: "symlink", OpTruncate: "truncate",
+	OpChmod: "chmod", OpChown: "chown", OpSocketCreate: "socket-create", OpConnect: "connect",
+	OpAccept: "accept", OpBind: "bind", OpCapable: "capable", OpSyscall: "syscall",
+}
+
+func (o Op) String() string {
+	if n, ok := opNames[o]; ok {
+		return n
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Kind is the policy section that governs the operation.
+func (o Op) Kind() policy.Kind {
+	switch {
+	case o == OpExec:
+		return policy.KindProcess
+	case o >= OpOpenRead && o <= OpChown:
+		return policy.KindFile
+	case o >= OpSocketCreate && o <= OpBind:
+		return policy.KindNetwork
+	case o == OpCapable:
+		return policy.KindCapabilities
+	case o == OpSyscall:
+		return policy.KindSyscall
+	}
+	return 0
+}
+
+// modifies reports whether a file operation is more than a read, which a
+// readOnly rule does not permit.
+func (o Op) modifies() bool { return o.Kind() == policy.KindFile && o != OpOpenRead }
+
+// Subject is the process performing an operation.
+type Subject struct {
+	Exe       string // its executable; for exec, the program calling execve
+	ParentExe string // its parent's executable, for reporting
+	UID       uint32
+}
+
+// Object is what the operation is done to. Only the fields of the
+// operation's kind are read.
+type Object struct {
+	Path        string // process, file, and path-bound syscalls
+	PathTooLong bool   // the path could not be resolved within policy.MaxPathLen
+	OwnerUID    uint32 // owner of the file at Path, for ownerOnly
+	Socket      policy.Socket
+	Capability  policy.Capability
+	Syscall     string
+}
+
+// Verdict is the outcome of a decision.
+type Verdict uint8
+
+// Verdicts.
+const (
+	NoMatch Verdict = iota
+	Allow
+	Audit
+	Block
+	PostureAudit // no rule matched inside an allow-list; posture "audit"
+	PostureBlock // no rule matched inside an allow-list; posture "block"
+)
+
+func (v Verdict) String() string {
+	return [...]string{"NoMatch", "Allow", "Audit", "Block", "PostureAudit", "PostureBlock"}[v]
+}
+
+// Denied reports whether the operation must fail.
+func (v Verdict) Denied() bool { return v == Block || v == PostureBlock }
+
+// Alerted reports whether the decision raises an alert.
+func (v Verdict) Alerted() bool { return v >= Audit }
+
+// Decision is a verdict and the rule that decided it (0 for NoMatch and the
+// posture verdicts).
+type Decision struct {
+	Verdict Verdict
+	RuleID  uint32
+}
+
+func (d Decision) String() string { return fmt.Sprintf("%s(rule %d)", d.Verdict, d.RuleID) }
+
+const numKinds = int(policy.KindSyscall) + 1
+
+// Matcher answers decisions for one policy.Set. It is immutable and safe for
+// concurrent use.
+type Matcher struct {
+	set      *policy.Set
+	rules    [numKinds][]*policy.Rule
+	hostList [numKinds]bool            // an Allow rule without fromSource exists
+	srcList  [numKinds][]policy.Source // sources of Allow rules with fromSource
+	hasBlock [numKinds]bool
+}
+
+// New indexes a policy set.
+func New(set *policy.Set) *Matcher {
+	m := &Matcher{set: set}
+	for r := range set.Rules() {
+		k := r.Kind
+		m.rules[k] = append(m.rules[k], r)
+		switch r.Action {
+		case policy.ActionAllow:
+			if len(r.Sources) == 0 {
+				m.hostList[k] = true
+			}
+			m.srcList[k] = append(m.srcList[k], r.Sources...)
+		case policy.ActionBlock:
+			m.hasBlock[k] = true
+		}
+	}
+	return m
+}
+
+// Set returns the policy set the matcher was built from.
+func (m *Matcher) Set() *policy.Set { return m.set }
+
+// Decide returns the verdict for op by s on o.
+func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
+	k := op.Kind()
+	if k == 0 || len(m.rules[k]) == 0 {
+		return Decision{}
+	}
+	if k == policy.KindNetwork && !o.Socket.IsNetwork() {
+		return Decision{}
+	}
+	if o.PathTooLong && (k == policy.KindProcess || k == policy.KindFile) {
+		return m.unresolvable(k, s)
+	}
+	var best [policy.ActionBlock + 1]*policy.Rule
+	for _, r := range m.rules[k] {
+		if !objectMatches(r, op, o) || !sourceMatches(r, s.Exe) || !Covers(r, op, s.UID == o.OwnerUID) {
+			continue
+		}
+		if b := best[r.Action]; b == nil || MoreSpecific(r, b) {
+			best[r.Action] = r
+		}
+	}
+	switch {
+	case best[policy.ActionBlock] != nil:
+		return Decision{Block, best[policy.ActionBlock].ID}
+	case best[policy.ActionAudit] != nil:
+		return Decision{Audit, best[policy.ActionAudit].ID}
+	case best[policy.ActionAllow] != nil:
+		return Decision{Allow, best[policy.ActionAllow].ID}
+	}
+	if m.allowListed(k, s.Exe) {
+		return m.posture(k)
+	}
+	return Decision{}
+}
+
+// unresolvable decides an operation on a path too long to match. No rule
+// can be checked, so it fails closed when the kind blocks anything, and is
+// audited otherwise: a deep directory tree must not be a way around a Block.
+func (m *Matcher) unresolvable(k policy.Kind, s Subject) Decision {
+	if m.hasBlock[k] || (m.allowListed(k, s.Exe) && m.set.Postures().For(k) == policy.PostureBlock) {
+		return Decision{Verdict: PostureBlock}
+	}
+	return Decision{Verdict: PostureAudit}
+}
+
+func (m *Matcher) allowListed(k policy.Kind, exe string) bool {
+	if m.hostList[k] {
+		return true
+	}
+	return slices.ContainsFunc(m.srcList[k], func(src policy.Source) bool { return src.Matches(exe) })
+}
+
+func (m *Matcher) posture(k policy.Kind) Decision {
+	if m.set.Postures().For(k) == policy.PostureBlock {
+		return Decision{Verdict: PostureBlock}
+	}
+	return Decision{Verdict: PostureAudit}
+}
+
+func objectMatches(r *policy.Rule, op Op, o Object) bool {
+	switch r.Match {
+	case policy.MatchPath:
+		return o.Path == r.Path
+	case policy.MatchExecName:
+		return baseName(o.Path) == r.Path
+	case policy.MatchDir:
+		return policy.InDir(o.Path, r.Path, r.Recursive)
+	case policy.MatchPattern:
+		return r.Pattern.Match(o.Path)
+	case policy.MatchProtocol:
+		return r.Protocol.Matches(o.Socket)
+	case policy.MatchCapability:
+		return r.Capability == o.Capability
+	case policy.MatchSyscall:
+		if !slices.Contains(r.Syscalls, strings.ToLower(o.Syscall)) {
+			return false
+		}
+		switch {
+		case r.Path == "":
+			return true
+		case strings.HasSuffix(r.Path, "/"):
+			return policy.InDir(o.Path, r.Path, r.Recursive)
+		default:
+			return o.Path == r.Path
+		}
+	}
+	return false
+}
+
+func baseName(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+func sourceMatches(r *policy.Rule, exe string) bool {
+	if len(r.Sources) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(r.Sources, func(src policy.Source) bool { return src.Matches(exe) })
+}
+
+// Covers applies readOnly and ownerOnly to an access whose object already
+// matches: they describe the access the rule permits, whatever its action.
+// owner says whether the subject owns the object.
+func Covers(r *policy.Rule, op Op, owner bool) bool {
+	if !r.Constrained() {
+		return true
+	}
+	within := !(r.ReadOnly && op.modifies()) && !(r.OwnerOnly && !owner)
+	if r.Action == policy.ActionAllow {
+		return within
+	}
+	return !within
+}
+
+// Specificity ranks a rule among rules of the same action; it depends on the
+// rule alone, so a compiler can precompute it. Higher is more specific.
+func Specificity(r *policy.Rule) (class, depth int) {
+	switch r.Match {
+	case policy.MatchPath:
+		return 3, strings.Count(r.Path, "/")
+	case policy.MatchExecName:
+		return 2, 0
+	case policy.MatchDir:
+		return 1, strings.Count(r.Path, "/") - 1
+	case policy.MatchProtocol:
+		if r.Protocol != policy.ProtoAll {
+			return 1, 0
+		}
+	}
+	return 0, 0
+}
+
+// MoreSpecific reports whether a should be reported instead of b when both
+// match with the same action.
+func MoreSpecific(a, b *policy.Rule) bool {
+	ac, ad := Specificity(a)
+	bc, bd := Specificity(b)
+	if ac != bc {
+		return ac > bc
+	}
+	if ad != bd {
+		return ad > bd
+	}
+	as, bs := len(a.Sources) > 0, len(b.Sources) > 0
+	if as != bs {
+		return as
+	}
+	return a.ID < b.ID
+}
