@@ -41,6 +41,14 @@ const eventQueue = 4096
 // statsInterval is how often counters are checked and, if any grew, logged.
 const statsInterval = 30 * time.Second
 
+// beatInterval paces the heartbeats of the reconcile loop and the pipeline;
+// a loop that misses beats for beatTimeout stops the watchdog pings, and
+// systemd restarts the daemon.
+const (
+	beatInterval = 5 * time.Second
+	beatTimeout  = 4 * beatInterval
+)
+
 type daemon struct {
 	opts   Options
 	log    *slog.Logger
@@ -97,8 +105,8 @@ func Run(ctx context.Context, opts Options) error {
 		enf:        enf,
 		choice:     choice,
 		loader:     loader.New(cfg.PolicyDir, host, postures),
-		reconciled: notify.NewHeartbeat("reconcile loop", 2*statsInterval),
-		alerted:    notify.NewHeartbeat("alert pipeline", 2*statsInterval),
+		reconciled: notify.NewHeartbeat("reconcile loop", beatTimeout),
+		alerted:    notify.NewHeartbeat("alert pipeline", beatTimeout),
 	}
 	return d.run(ctx)
 }
@@ -116,8 +124,13 @@ func (d *daemon) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
-	// The first set is applied before anything reports ready.
-	d.reconcile("start")
+	// The first set is in force before anything reports ready. If the
+	// kernel refuses it, nothing is enforced: that is fatal, so systemd
+	// restarts the daemon and says it failed, rather than a READY=1 that
+	// protects nothing.
+	if err := d.reconcile("start"); err != nil {
+		return err
+	}
 
 	events := make(chan enforcer.Event, eventQueue)
 	wg.Add(4)
@@ -145,7 +158,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}()
 
 	d.opts.Notifier.Ready(d.status())
-	tick := time.NewTicker(statsInterval / 4)
+	tick := time.NewTicker(beatInterval)
 	defer tick.Stop()
 	lastStats := time.Now()
 	for {
@@ -159,11 +172,11 @@ func (d *daemon) run(ctx context.Context) error {
 		case tr := <-w.Triggers():
 			// Also on watch.ReasonStarted: a file may have changed between
 			// the start-up load and the watch; an unchanged set costs nothing.
-			d.reconcile(tr.Reason + describePaths(tr.Paths))
+			_ = d.reconcile(tr.Reason + describePaths(tr.Paths)) // logged; the set in force stays
 			d.opts.Notifier.Status(d.status())
 		case <-d.opts.Reload:
 			d.opts.Notifier.Reloading()
-			d.reconcile("SIGHUP")
+			_ = d.reconcile("SIGHUP") // logged; the set in force stays
 			d.opts.Notifier.Ready(d.status())
 		case <-tick.C:
 			if time.Since(lastStats) >= statsInterval {
@@ -190,12 +203,12 @@ func (d *daemon) readerAlive() error {
 
 // reconcile loads the policy directory and puts the result in force. On any
 // error the set in force stays: a bad file or a refused update never weakens
-// enforcement.
-func (d *daemon) reconcile(reason string) {
+// enforcement. It returns an error only when the kernel refused the set.
+func (d *daemon) reconcile(reason string) error {
 	res, err := d.loader.Load(d.enf.Validate)
 	if err != nil {
 		d.log.Error("policy directory unreadable; the policy set in force stays", "dir", d.opts.Config.PolicyDir, "error", err)
-		return
+		return nil
 	}
 	for _, f := range res.Files {
 		switch f.State {
@@ -213,17 +226,18 @@ func (d *daemon) reconcile(reason string) {
 	}
 	if !res.Changed && d.sets.current() != nil {
 		d.log.Debug("policy set unchanged", "reason", reason)
-		return
+		return nil
 	}
 	if err := d.enf.Apply(res.Set); err != nil {
 		d.log.Error("policy set not applied; the set in force stays", "version", res.Set.Version(), "error", err)
-		return
+		return fmt.Errorf("apply policy set %d: %w", res.Set.Version(), err)
 	}
 	res.Commit()
 	d.sets.add(res.Set)
 	kinds := res.Set.CountByKind()
 	d.log.Info("policy set applied", "reason", reason, "version", res.Set.Version(), "rules", res.Set.Len(),
 		"process_rules", kinds[policy.KindProcess], "summary", res.Summary(), "enforcer", d.enf.Name())
+	return nil
 }
 
 func (d *daemon) status() string {
@@ -247,7 +261,7 @@ func (d *daemon) pipeline(ctx context.Context, events <-chan enforcer.Event) {
 		Rule:      d.sets.rule,
 		ParentExe: parentExe,
 	}
-	tick := time.NewTicker(statsInterval / 4)
+	tick := time.NewTicker(beatInterval)
 	defer tick.Stop()
 	for {
 		d.alerted.Beat()

@@ -50,6 +50,12 @@ func run(args []string) error {
 		return err
 	}
 	if *cleanup {
+		// systemd runs ExecStopPost after crashes too; then the pinned
+		// state is what still enforces, and it must stay.
+		if res, ok := os.LookupEnv("SERVICE_RESULT"); ok && res != "success" {
+			fmt.Printf("service ended with %q: leaving %s in place\n", res, cfg.BPFPinPath)
+			return nil
+		}
 		removed, err := daemon.Cleanup(cfg.BPFPinPath)
 		for _, p := range removed {
 			fmt.Println("removed", p)

@@ -73,9 +73,13 @@ func flagAllowList(k policy.Kind) uint32 {
 
 const flagSource = uint32(lsmKaNodeFlagKA_NF_SOURCE)
 
-// opOf maps the operations the programs decide to their kernel numbers.
-var supportedOps = map[policy.Kind][]match.Op{
-	policy.KindProcess: {match.OpExec},
+// opsOf lists the operations the programs decide for a rule kind; nil for
+// kinds this enforcer does not enforce yet.
+func opsOf(k policy.Kind) []match.Op {
+	if k == policy.KindProcess {
+		return []match.Op{match.OpExec}
+	}
+	return nil
 }
 
 // Compile turns a policy set into map contents. Rules this enforcer cannot
@@ -137,8 +141,8 @@ func (c *compiler) node(path string) uint32 {
 }
 
 func (c *compiler) add(r *policy.Rule) error {
-	ops, ok := supportedOps[r.Kind]
-	if !ok {
+	ops := opsOf(r.Kind)
+	if ops == nil {
 		return fmt.Errorf("%s rules are not enforced by the BPF-LSM enforcer in this version", strings.ToLower(r.Kind.String()))
 	}
 	var obj uint32

@@ -8,11 +8,14 @@ import "testing"
 var guestPackages = []string{
 	"./enforcer/detect",
 	"./enforcer/bpflsm",
+	"./cmd/kubearmor",
 }
 
 // guestBinaries are programs built statically and installed in the guests
 // for the guest tests to run (e.g. {"./cmd/kubearmor", "/usr/local/bin/kubearmor"}).
-var guestBinaries = []Binary{}
+var guestBinaries = []Binary{
+	{Package: "./cmd/kubearmor", GuestPath: "/usr/local/bin/kubearmor"},
+}
 
 // TestGuests boots every kernel (KernelPackages) and runs the guest
 // packages' tests there, as subtests <kernel release>/<package dir>/<test>.

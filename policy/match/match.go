@@ -66,16 +66,15 @@ const (
 	OpSyscall
 )
 
-var opNames = map[Op]string{
-	OpExec: "exec", OpOpenRead: "open-read", OpOpenWrite: "open-write", OpUnlink: "unlink", OpRmdir: "rmdir",
-	OpMkdir: "mkdir", OpRename: "rename", OpLink: "link", OpSymlink: "symlink", OpTruncate: "truncate",
-	OpChmod: "chmod", OpChown: "chown", OpSocketCreate: "socket-create", OpConnect: "connect",
-	OpAccept: "accept", OpBind: "bind", OpCapable: "capable", OpSyscall: "syscall",
-}
-
 func (o Op) String() string {
-	if n, ok := opNames[o]; ok {
-		return n
+	names := [...]string{
+		OpExec: "exec", OpOpenRead: "open-read", OpOpenWrite: "open-write", OpUnlink: "unlink", OpRmdir: "rmdir",
+		OpMkdir: "mkdir", OpRename: "rename", OpLink: "link", OpSymlink: "symlink", OpTruncate: "truncate",
+		OpChmod: "chmod", OpChown: "chown", OpSocketCreate: "socket-create", OpConnect: "connect",
+		OpAccept: "accept", OpBind: "bind", OpCapable: "capable", OpSyscall: "syscall",
+	}
+	if int(o) < len(names) && names[o] != "" {
+		return names[o]
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

@@ -1,0 +1,404 @@
+//go:build linux
+
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kubearmor/kubearmor-host/daemon/record"
+	"github.com/kubearmor/kubearmor-host/enforcer/detect"
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
+)
+
+// guestBinary is where internal/vmtest installs the daemon in the guests.
+const guestBinary = "/usr/local/bin/kubearmor"
+
+var binary string // built once by TestMain on the host
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	if testutils.InGuest() {
+		binary = guestBinary
+		return testutils.RunWithLeakCheck(m)
+	}
+	dir, err := os.MkdirTemp("", "kubearmor-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "kubearmor")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build kubearmor: %v\n%s", err, out)
+		return 1
+	}
+	return testutils.RunWithLeakCheck(m)
+}
+
+// proc is a running daemon with its outputs split into channels: alerts
+// (JSON lines on stdout), log lines (stderr) and sd_notify datagrams.
+type proc struct {
+	cmd    *exec.Cmd
+	alerts chan record.Alert
+	logs   chan string
+	notify chan string
+
+	mu  sync.Mutex
+	all []string // every log line, for failure messages
+}
+
+func startDaemon(t *testing.T, policyDir string, args ...string) *proc {
+	t.Helper()
+	testutils.RequireRoot(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{
+		alerts: make(chan record.Alert, 256),
+		logs:   make(chan string, 1024),
+		notify: make(chan string, 64),
+	}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			p.notify <- string(buf[:n])
+		}
+	}()
+	base := []string{"--config=", "--policyDir=" + policyDir, "--hostName=e2e-host",
+		"--logTarget=stderr", "--alertTarget=stdout", "--logLevel=debug"}
+	p.cmd = exec.Command(binary, append(base, args...)...)
+	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() {
+		defer readers.Done()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var a record.Alert
+			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+				p.log("stdout (not an alert): " + sc.Text())
+				continue
+			}
+			p.alerts <- a
+		}
+	}()
+	go func() {
+		defer readers.Done()
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.log(sc.Text())
+		}
+	}()
+	t.Cleanup(func() {
+		defer conn.Close()
+		if p.cmd.ProcessState == nil {
+			p.stop(t)
+		}
+		readers.Wait()
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("daemon log:\n%s", strings.Join(p.all, "\n"))
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+func (p *proc) log(line string) {
+	p.mu.Lock()
+	p.all = append(p.all, line)
+	p.mu.Unlock()
+	select {
+	case p.logs <- line:
+	default:
+	}
+}
+
+// stop sends SIGINT, as Ctrl-C does, and expects a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("daemon did not exit within 15s of SIGINT")
+		<-done
+	}
+}
+
+func (p *proc) waitLog(t *testing.T, parts ...string) string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-p.logs:
+			if containsAll(l, parts) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("no log line with %q within 20s", parts)
+		}
+	}
+}
+
+func (p *proc) waitNotify(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case m := <-p.notify:
+			for _, l := range strings.Split(m, "\n") {
+				if strings.HasPrefix(l, prefix) {
+					return m
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no sd_notify %q within 20s", prefix)
+		}
+	}
+}
+
+func (p *proc) nextAlert(t *testing.T) record.Alert {
+	t.Helper()
+	return p.waitAlert(t, "any alert", func(record.Alert) bool { return true })
+}
+
+// waitAlert skips alerts until one satisfies ok.
+func (p *proc) waitAlert(t *testing.T, what string, ok func(record.Alert) bool) record.Alert {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case a := <-p.alerts:
+			if ok(a) {
+				return a
+			}
+		case <-deadline:
+			t.Fatalf("no alert for %s within 10s", what)
+			return record.Alert{}
+		}
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func writePolicy(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func hostPolicy(name, spec string) string {
+	return "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata:\n  name: " + name + "\nspec:\n" + spec
+}
+
+func copyExe(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// execErrno runs argv and returns the errno of a failed exec, 0 when the
+// program ran.
+func execErrno(t *testing.T, argv ...string) syscall.Errno {
+	t.Helper()
+	err := exec.Command(argv[0], argv[1:]...).Run()
+	var errno syscall.Errno
+	var exit *exec.ExitError
+	switch {
+	case err == nil, errors.As(err, &exit):
+		return 0
+	case errors.As(err, &errno):
+		return errno
+	}
+	t.Fatalf("run %v: %v", argv, err)
+	return 0
+}
+
+// TestChoosesEnforcerAndExplains starts the daemon as `make run` does: it
+// must say which enforcer it chose and why, tell systemd, and exit cleanly
+// on Ctrl-C.
+func TestChoosesEnforcerAndExplains(t *testing.T) {
+	want := "none"
+	if detect.Probe(context.Background()).BPFLSM.Status == detect.Supported {
+		want = "BPFLSM"
+	}
+	if testutils.InGuest() && want != "BPFLSM" {
+		t.Fatal("the guest kernel should support BPF-LSM")
+	}
+	p := startDaemon(t, t.TempDir())
+	line := p.waitLog(t, "enforcer chosen", "enforcer="+want, "reason=")
+	t.Logf("%s", line)
+	status := p.waitNotify(t, "READY=1")
+	if !strings.Contains(status, "STATUS=") {
+		t.Errorf("READY=1 without STATUS=: %q", status)
+	}
+	p.stop(t)
+	p.waitLog(t, "stopping")
+}
+
+// TestObserveOnly runs with no LSM (as on a host that refuses BPF-LSM):
+// exec events from tracepoints are checked by the reference matcher and
+// what would have been blocked is alerted as "Audit (Block)".
+func TestObserveOnly(t *testing.T) {
+	work := t.TempDir()
+	target := filepath.Join(work, "bin", "true") // busybox picks its applet by name
+	copyExe(t, "/bin/busybox", target)
+	dir := t.TempDir()
+	writePolicy(t, dir, "block-target.yaml", hostPolicy("block-target",
+		"  severity: 6\n  message: no\n  process:\n    matchPaths:\n    - path: "+target+"\n  action: Block\n"))
+	p := startDaemon(t, dir, "--enforcer=none")
+	p.waitLog(t, "enforcer chosen", "enforcer=none")
+	p.waitNotify(t, "READY=1")
+	if errno := execErrno(t, target); errno != 0 {
+		t.Fatalf("observe-only blocked an exec: %v", errno)
+	}
+	a := p.nextAlert(t)
+	if a.PolicyName != "block-target" || a.Severity != "6" || a.Action != "Audit (Block)" || a.Result != record.ResultPassed ||
+		a.Enforcer != "eBPF Monitor" || a.Resource != target || a.Operation != "Process" || a.HostName != "e2e-host" || a.Message != "no" {
+		t.Errorf("alert %+v", a)
+	}
+}
+
+// TestPolicyLifecycle is the guest's end-to-end check of enforcement: a
+// policy file dropped into the directory blocks within a second, a broken
+// file never weakens what is in force, fromSource and Audit rules behave,
+// and deleting the file lifts the block.
+func TestPolicyLifecycle(t *testing.T) {
+	testutils.RequireGuest(t)
+	dir := t.TempDir()
+	p := startDaemon(t, dir)
+	p.waitLog(t, "enforcer chosen", "enforcer=BPFLSM")
+	p.waitNotify(t, "READY=1")
+	if errno := execErrno(t, "/bin/sleep", "0"); errno != 0 {
+		t.Fatalf("sleep blocked before any policy: %v", errno)
+	}
+
+	// Block within a second of the file appearing.
+	blockFile := writePolicy(t, dir, "block-sleep.yaml", hostPolicy("block-sleep",
+		"  severity: 5\n  tags: [e2e]\n  process:\n    matchPaths:\n    - path: /bin/sleep\n  action: Block\n"))
+	start := time.Now()
+	for execErrno(t, "/bin/sleep", "0") != syscall.EACCES {
+		if time.Since(start) > time.Second {
+			t.Fatalf("sleep still runs %v after the policy was written", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("blocked %v after the policy file was written", time.Since(start).Round(time.Millisecond))
+	a := p.nextAlert(t)
+	self, _ := os.Executable()
+	if a.PolicyName != "block-sleep" || a.Severity != "5" || a.Action != "Block" || a.Result != record.ResultDenied ||
+		a.Enforcer != "BPFLSM" || a.ProcessName != "/bin/sleep" || a.Source != self || a.Tags != "e2e" {
+		t.Errorf("alert %+v", a)
+	}
+
+	// A broken second file is rejected with file and line; the block stays.
+	bad := writePolicy(t, dir, "broken.yaml", hostPolicy("broken",
+		"  process:\n    matchPaths:\n    - path: bin/true\n      bogus: 1\n  action: Deny\n"))
+	p.waitLog(t, "policy file rejected", bad+":10", "bin/true")
+	if errno := execErrno(t, "/bin/sleep", "0"); errno != syscall.EACCES {
+		t.Errorf("after a broken file, sleep: errno %v, want EACCES", errno)
+	}
+	// A broken edit of the file in force keeps its last good version.
+	writePolicy(t, dir, "block-sleep.yaml", hostPolicy("block-sleep", "  process:\n    matchPaths:\n    - path: /bin/sleep\n  action: Blok\n"))
+	p.waitLog(t, "last good version stays in force", blockFile+":9")
+	if errno := execErrno(t, "/bin/sleep", "0"); errno != syscall.EACCES {
+		t.Errorf("after a broken edit, sleep: errno %v, want EACCES", errno)
+	}
+	os.Remove(bad)
+
+	// fromSource: /bin/true is blocked only when env (a copy of busybox at
+	// a path of its own) runs it. Audit lets /bin/echo run and alerts.
+	env := "/e2e/src/env"
+	copyExe(t, "/bin/busybox", env)
+	writePolicy(t, dir, "scoped.yaml", hostPolicy("scoped",
+		"  process:\n    matchPaths:\n    - path: /bin/true\n      fromSource:\n      - path: "+env+"\n      action: Block\n"+
+			"    - path: /bin/echo\n      severity: 3\n      action: Audit\n"))
+	p.waitLog(t, "policy set applied", "scoped.yaml")
+	if errno := execErrno(t, "/bin/true"); errno != 0 {
+		t.Errorf("true from the test: errno %v, want it to run", errno)
+	}
+	if errno := execErrno(t, env, "/bin/true"); errno != 0 {
+		t.Errorf("env itself: errno %v", errno)
+	}
+	blocked := p.waitAlert(t, "true run by env", func(a record.Alert) bool { return a.Resource == "/bin/true" })
+	if blocked.PolicyName != "scoped" || blocked.Source != env || blocked.Action != "Block" {
+		t.Errorf("fromSource alert %+v", blocked)
+	}
+	out, err := exec.Command(env, "/bin/true").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("env /bin/true: %v %s, want a permission error", err, out)
+	}
+	if errno := execErrno(t, "/bin/echo", "hi"); errno != 0 {
+		t.Errorf("echo under an Audit rule: errno %v, want it to run", errno)
+	}
+	audited := p.waitAlert(t, "echo", func(a record.Alert) bool { return a.Resource == "/bin/echo" })
+	if audited.PolicyName != "scoped" || audited.Severity != "3" || audited.Action != "Audit" || audited.Result != record.ResultPassed {
+		t.Errorf("audit alert %+v", audited)
+	}
+
+	// Deleting the file lifts the block within a second.
+	os.Remove(blockFile)
+	start = time.Now()
+	for execErrno(t, "/bin/sleep", "0") != 0 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("sleep still blocked %v after the policy file was deleted", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

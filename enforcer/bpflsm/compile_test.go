@@ -1,0 +1,178 @@
+package bpflsm
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/match"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestCompileGolden pins the map contents compiled from the policies in
+// testdata/*.yaml, in a readable form, so that a change to the layout or to
+// the ranking shows up in review.
+func TestCompileGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden inputs: %v", err)
+	}
+	for _, in := range files {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			docs, err := policy.ParseFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, err := policy.NewSet(3, policy.Postures{File: policy.PostureBlock, Network: policy.PostureAudit, Capabilities: policy.PostureAudit}, docs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := Compile(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := dumpSpec(spec)
+			golden := strings.TrimSuffix(in, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("compiled maps differ from %s (go test -update rewrites it):\n%s", golden, got)
+			}
+		})
+	}
+}
+
+// dumpSpec renders a Spec with node names spelled out.
+func dumpSpec(s *Spec) string {
+	var b strings.Builder
+	names := map[uint32]string{}
+	for _, e := range s.Trie {
+		name := string(e.Key.Name[:e.Key.Len])
+		switch {
+		case e.Val.Node == rootNode:
+			names[e.Val.Node] = "/"
+		case e.Key.Parent == rootNode:
+			names[e.Val.Node] = "/" + name
+		default:
+			names[e.Val.Node] = names[e.Key.Parent] + "/" + name
+		}
+	}
+	fmt.Fprintf(&b, "version %d\n\ntrie:\n", s.Version)
+	for _, e := range s.Trie {
+		fmt.Fprintf(&b, "  %3d %-28s flags %#x\n", e.Val.Node, names[e.Val.Node], e.Val.Flags)
+	}
+	b.WriteString("\nrules: node source type op -> [allow owner/other] [audit owner/other] [block owner/other]\n")
+	types := map[uint8]string{keyAncestor: "ancestor", keyParent: "parent", keySelf: "self", keyExact: "exact"}
+	for _, e := range s.Rules {
+		src := "*"
+		if e.Key.Source != 0 {
+			src = names[e.Key.Source]
+		}
+		fmt.Fprintf(&b, "  %-22s %-14s %-8s %-4s -> %v\n", names[e.Key.Node], src, types[e.Key.Type], match.Op(e.Key.Op), e.Val.Rule)
+	}
+	b.WriteString("\nkinds:\n")
+	for k, c := range s.Kinds {
+		if c != (lsmKindCfg{}) {
+			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d posture %d\n", policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.Posture)
+		}
+	}
+	return b.String()
+}
+
+func TestCompileRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		rule policy.Rule
+		want string
+	}{
+		{"file rules", policy.Rule{Kind: policy.KindFile, Match: policy.MatchPath, Path: "/etc/shadow", Action: policy.ActionBlock},
+			"file rules are not enforced by the BPF-LSM enforcer in this version"},
+		{"execname", policy.Rule{Kind: policy.KindProcess, Match: policy.MatchExecName, Path: "nc", Action: policy.ActionBlock},
+			"process execname rules are not enforced"},
+		{"source directories", policy.Rule{Kind: policy.KindProcess, Match: policy.MatchPath, Path: "/bin/nc", Action: policy.ActionBlock,
+			Sources: []policy.Source{{Dir: "/opt/", Recursive: true}}}, "fromSource dir /opt/ is not enforced"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.rule.Origin = policy.Origin{File: "p.yaml", Line: 7, Field: "spec.x[0]"}
+			set, err := policy.NewSet(1, policy.Postures{}, []*policy.Document{{File: "p.yaml", Name: "p", Rules: []policy.Rule{tt.rule}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Compile(set)
+			if err == nil || !strings.Contains(err.Error(), "p.yaml:7: spec.x[0]: "+tt.want) {
+				t.Errorf("error %v, want one naming p.yaml:7 and %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestKernelNumbering pins the C enums to the Go values they mirror.
+func TestKernelNumbering(t *testing.T) {
+	pairs := []struct {
+		name     string
+		c, goVal uint32
+	}{
+		{"NOMATCH", uint32(lsmKaVerdictKA_NOMATCH), uint32(match.NoMatch)},
+		{"ALLOW", uint32(lsmKaVerdictKA_ALLOW), uint32(match.Allow)},
+		{"AUDIT", uint32(lsmKaVerdictKA_AUDIT), uint32(match.Audit)},
+		{"BLOCK", uint32(lsmKaVerdictKA_BLOCK), uint32(match.Block)},
+		{"POSTURE_AUDIT", uint32(lsmKaVerdictKA_POSTURE_AUDIT), uint32(match.PostureAudit)},
+		{"POSTURE_BLOCK", uint32(lsmKaVerdictKA_POSTURE_BLOCK), uint32(match.PostureBlock)},
+		{"OP_EXEC", uint32(lsmKaOpKA_OP_EXEC), uint32(match.OpExec)},
+		{"KIND_PROCESS", uint32(lsmKaKindKA_KIND_PROCESS), uint32(policy.KindProcess)},
+		{"KIND_FILE", uint32(lsmKaKindKA_KIND_FILE), uint32(policy.KindFile)},
+		{"KIND_NETWORK", uint32(lsmKaKindKA_KIND_NETWORK), uint32(policy.KindNetwork)},
+		{"KIND_CAPABILITIES", uint32(lsmKaKindKA_KIND_CAPABILITIES), uint32(policy.KindCapabilities)},
+		{"KIND_SYSCALL", uint32(lsmKaKindKA_KIND_SYSCALL), uint32(policy.KindSyscall)},
+		{"ACTION allow index", 0, uint32(policy.ActionAllow) - 1},
+		{"ACTION audit index", 1, uint32(policy.ActionAudit) - 1},
+		{"ACTION block index", 2, uint32(policy.ActionBlock) - 1},
+	}
+	for _, p := range pairs {
+		if p.c != p.goVal {
+			t.Errorf("%s: C %d, Go %d", p.name, p.c, p.goVal)
+		}
+	}
+	if n := len(lsmTestInput{}.Path); policy.MaxPathLen+1 != n {
+		t.Errorf("policy.MaxPathLen+1 = %d, kernel path buffer %d", policy.MaxPathLen+1, n)
+	}
+}
+
+func TestDecodeAlert(t *testing.T) {
+	h := lsmAlert{Ts: 5e9, Gen: 7<<1 | 1, Tgid: 10, Pid: 11, Ppid: 1, Uid: 1000, OwnerUid: 0, Rule: 3,
+		Verdict: uint8(match.Block), Op: uint8(match.OpExec), Kind: uint8(policy.KindProcess), PathLen: 10, ExeLen: 9}
+	copy(h.Comm[:], "sleep")
+	var buf bytes.Buffer
+	binary.Write(&buf, binary.LittleEndian, h)
+	buf.WriteString("/bin/sleep/bin/bash")
+	boot := func(ns uint64) time.Time { return time.Unix(0, int64(ns)) }
+	ev, err := decodeAlert(buf.Bytes(), boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Version != 7 || ev.RuleID != 3 || ev.Verdict != match.Block || ev.Path != "/bin/sleep" || ev.Exe != "/bin/bash" ||
+		ev.PID != 10 || ev.TID != 11 || ev.PPID != 1 || ev.UID != 1000 || ev.Comm != "sleep" || !ev.Time.Equal(time.Unix(5, 0)) {
+		t.Errorf("decoded %+v", ev)
+	}
+	for _, bad := range [][]byte{buf.Bytes()[:10], buf.Bytes()[:len(buf.Bytes())-1]} {
+		if _, err := decodeAlert(bad, boot); err == nil {
+			t.Errorf("decoded a truncated record of %d bytes", len(bad))
+		}
+	}
+}
