@@ -19,7 +19,7 @@ type decoder struct {
 }
 
 type positioner interface {
-	setPos(line int, keys map[string]int)
+	setPos(line int, keys, empty map[string]int)
 }
 
 var positionerType = reflect.TypeFor[positioner]()
@@ -61,7 +61,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return // an empty value means "not set"
+		// An empty value means "not set"; an empty mapping still has a
+		// line for errors about what it lacks.
+		if v.Kind() == reflect.Struct && v.CanAddr() && v.Addr().Type().Implements(positionerType) {
+			v.Addr().Interface().(positioner).setPos(n.Line, nil, nil)
+		}
+		return
 	}
 	switch v.Kind() {
 	case reflect.Struct:
@@ -96,8 +101,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.SetInt(i)
 	case reflect.Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+		b, ok := parseBool(n)
+		if !ok {
 			d.errs.add(n.Line, path, "must be true or false, got %s", describe(n))
 			return
 		}
@@ -114,6 +119,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	fields := fieldIndex(v.Type())
 	keys := make(map[string]int, len(n.Content)/2)
+	empty := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
@@ -121,11 +127,19 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		fp := join(path, k.Value)
-		if prev, dup := keys[k.Value]; dup {
+		prev, dup := keys[k.Value]
+		if !dup {
+			prev, dup = empty[k.Value]
+		}
+		if dup {
 			d.errs.add(k.Line, fp, "duplicate key (first on line %d)", prev)
 			continue
 		}
-		keys[k.Value] = k.Line
+		if val.Kind == yaml.ScalarNode && val.ShortTag() == "!!null" {
+			empty[k.Value] = k.Line
+		} else {
+			keys[k.Value] = k.Line
+		}
 		idx, ok := fields[k.Value]
 		if !ok {
 			d.errs.add(k.Line, fp, "unknown field (known fields: %s)", knownFields(fields))
@@ -134,7 +148,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.decode(val, v.FieldByIndex(idx), fp)
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(positionerType) {
-		v.Addr().Interface().(positioner).setPos(n.Line, keys)
+		v.Addr().Interface().(positioner).setPos(n.Line, keys, empty)
 	}
 }
 
@@ -166,6 +180,21 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 		m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(val.Value))
 	}
 	v.Set(m)
+}
+
+// parseBool takes YAML 1.2 booleans, and also the YAML 1.1 spellings (yes,
+// no, on, off) that Kubernetes tooling accepts, so copied policies load.
+func parseBool(n *yaml.Node) (bool, bool) {
+	if n.Kind != yaml.ScalarNode {
+		return false, false
+	}
+	switch strings.ToLower(n.Value) {
+	case "true", "yes", "on":
+		return true, n.ShortTag() == "!!bool" || n.ShortTag() == "!!str" && n.Style == 0
+	case "false", "no", "off":
+		return false, n.ShortTag() == "!!bool" || n.ShortTag() == "!!str" && n.Style == 0
+	}
+	return false, false
 }
 
 func knownFields(fields map[string][]int) string {

@@ -52,6 +52,10 @@ func (l ErrorList) Unwrap() []error {
 	return errs
 }
 
+// maxErrors bounds what one file reports: the first hundred say what is
+// wrong, and a broken generator's million more would only flood the log.
+const maxErrors = 100
+
 // errs collects located errors for one file.
 type errs struct {
 	file string
@@ -67,5 +71,8 @@ func (c *errs) err() error {
 		return nil
 	}
 	slices.SortStableFunc(c.list, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	if n := len(c.list); n > maxErrors {
+		c.list = append(c.list[:maxErrors], &Error{File: c.file, Msg: fmt.Sprintf("%d more errors not shown", n-maxErrors)})
+	}
 	return c.list
 }

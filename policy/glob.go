@@ -117,8 +117,20 @@ func globClass(pattern string, start int) (end int, class string, err error) {
 			return 0, "", fmt.Errorf("'/' cannot be in a character class (offset %d)", i)
 		case c == '\\' && i+1 < len(pattern):
 			i++
+			if pattern[i] == '/' {
+				return 0, "", fmt.Errorf("'/' cannot be in a character class (offset %d)", i)
+			}
 			b.WriteString(regexp.QuoteMeta(pattern[i : i+1]))
 		case c == '-' && i > first && i+1 < len(pattern) && pattern[i+1] != ']':
+			// A range spanning '/' would match it: a class is one
+			// character of a path component.
+			lo, hi := pattern[i-1], pattern[i+1]
+			if hi == '\\' && i+2 < len(pattern) {
+				hi = pattern[i+2]
+			}
+			if lo <= '/' && '/' <= hi {
+				return 0, "", fmt.Errorf("character range %c-%c includes '/' (offset %d)", lo, hi, i)
+			}
 			b.WriteByte('-')
 		case c == '[' || c == ']' || c == '^' || c == '\\' || c == '-':
 			b.WriteByte('\\')

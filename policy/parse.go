@@ -82,7 +82,7 @@ func Parse(file string, data []byte) ([]*Document, error) {
 			e.add(line, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 			return nil, e.err()
 		}
-		if len(n.Content) == 0 || n.Content[0].ShortTag() == "!!null" {
+		if len(n.Content) == 0 || n.Content[0].Kind == yaml.ScalarNode && n.Content[0].ShortTag() == "!!null" {
 			continue // an empty document between separators
 		}
 		if d := parseDocument(e, n.Content[0]); d != nil {
@@ -107,7 +107,7 @@ func parseDocument(e *errs, n *yaml.Node) *Document {
 	// once, but drop complaints about fields that did not decode: they would
 	// only repeat the first error.
 	defer func() { e.list = append(e.list[:decoded], dropDecoded(e.list[before:decoded], e.list[decoded:])...) }()
-	b := &builder{e: e, spec: &hp.Spec}
+	b := &builder{e: e, spec: &hp.Spec, specLine: hp.LineOf("spec"), before: before}
 	d := &Document{File: e.file, Line: n.Line, Name: hp.Metadata.Name}
 	b.header(&hp)
 	d.Selector = compileSelector(hp.Spec.NodeSelector, e, "spec.nodeSelector")
@@ -119,15 +119,24 @@ func parseDocument(e *errs, n *yaml.Node) *Document {
 }
 
 func dropDecoded(decodeErrs, validationErrs ErrorList) ErrorList {
+	// A validation error is dropped when its field, a field above it, or a
+	// field below it failed to decode. Sets keep this linear.
+	failed := make(map[string]bool)
+	above := make(map[string]bool) // every field that has a failed field below it
+	for _, d := range decodeErrs {
+		if d.Field == "" {
+			return nil // the document itself did not decode
+		}
+		failed[d.Field] = true
+		for f := parentField(d.Field); f != ""; f = parentField(f) {
+			above[f] = true
+		}
+	}
 	var out ErrorList
 	for _, v := range validationErrs {
-		shadowed := false
-		for _, d := range decodeErrs {
-			if v.Field == d.Field || strings.HasPrefix(v.Field, d.Field+".") || strings.HasPrefix(v.Field, d.Field+"[") ||
-				strings.HasPrefix(d.Field, v.Field+".") {
-				shadowed = true
-				break
-			}
+		shadowed := above[v.Field]
+		for f := v.Field; f != "" && !shadowed; f = parentField(f) {
+			shadowed = failed[f]
 		}
 		if !shadowed {
 			out = append(out, v)
@@ -136,10 +145,21 @@ func dropDecoded(decodeErrs, validationErrs ErrorList) ErrorList {
 	return out
 }
 
+// parentField strips the last ".key" or "[i]" from a field path.
+func parentField(f string) string {
+	i := strings.LastIndexAny(f, ".[")
+	if i < 0 {
+		return ""
+	}
+	return f[:i]
+}
+
 // builder validates one document and turns it into rules.
 type builder struct {
-	e    *errs
-	spec *Spec
+	e      *errs
+	spec     *Spec
+	specLine int
+	before   int // errors from earlier documents of the file
 }
 
 var dnsSubdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
@@ -158,16 +178,25 @@ func (b *builder) header(hp *HostPolicy) {
 		b.e.add(hp.LineOf("kind"), "kind", "must be %s, got %q", KindHostPolicy, hp.Kind)
 	}
 	name := hp.Metadata.Name
+	nameLine := lineOr(hp.Metadata.LineOf("name"), hp.LineOf("metadata"))
 	switch {
 	case name == "":
-		b.e.add(hp.Metadata.LineOf("name"), "metadata.name", "is required")
+		b.e.add(nameLine, "metadata.name", "is required")
 	case len(name) > 253 || !dnsSubdomain.MatchString(name):
-		b.e.add(hp.Metadata.LineOf("name"), "metadata.name",
+		b.e.add(nameLine, "metadata.name",
 			"must be a lower-case DNS subdomain name (a-z, 0-9, '-' and '.'; at most 253 characters), got %q", name)
 	}
-	if !hp.Has("spec") {
+	if !hp.Written("spec") {
 		b.e.add(hp.Line(), "spec", "is required")
 	}
+}
+
+// lineOr returns line, or fallback when line is unknown (0).
+func lineOr(line, fallback int) int {
+	if line > 0 {
+		return line
+	}
+	return fallback
 }
 
 // level is one place severity/tags/message/action can be written.
@@ -328,8 +357,8 @@ func (b *builder) rules(policy string) []Rule {
 	}
 
 	out = append(out, b.syscallRules(policy, top)...)
-	if len(out) == 0 && len(b.e.list) == 0 {
-		b.e.add(s.Line(), "spec", "has no rules: add process, file, network, capabilities or syscalls rules")
+	if len(out) == 0 && len(b.e.list) == b.before {
+		b.e.add(lineOr(s.Line(), b.specLine), "spec", "has no rules: add process, file, network, capabilities or syscalls rules")
 	}
 	return out
 }

@@ -190,8 +190,8 @@ func (s Source) String() string {
 // or at any depth when recursive. The directory itself is in it too, so that
 // a rule on /secret/ also covers listing /secret.
 func InDir(path, dir string, recursive bool) bool {
-	if path+"/" == dir {
-		return true
+	if path+"/" == dir || path == dir {
+		return true // the directory itself ("/" is its own spelling)
 	}
 	rest, ok := strings.CutPrefix(path, dir)
 	if !ok || rest == "" {

@@ -7,11 +7,12 @@ package policy
 // Pos records where a YAML mapping and each of its keys sit, so validation can
 // name the line of the offending field.
 type Pos struct {
-	line int
-	keys map[string]int
+	line  int
+	keys  map[string]int  // keys written with a value
+	empty map[string]int  // keys written with no value ("severity:"), which count as not set
 }
 
-func (p *Pos) setPos(line int, keys map[string]int) { p.line, p.keys = line, keys }
+func (p *Pos) setPos(line int, keys, empty map[string]int) { p.line, p.keys, p.empty = line, keys, empty }
 
 // Line is the line of the mapping itself.
 func (p Pos) Line() int { return p.line }
@@ -22,10 +23,20 @@ func (p Pos) LineOf(key string) int {
 	if l, ok := p.keys[key]; ok {
 		return l
 	}
+	if l, ok := p.empty[key]; ok {
+		return l
+	}
 	return p.line
 }
 
-// Has reports whether key was written in the YAML.
+// Written reports whether key was written in the YAML, with a value or not.
+func (p Pos) Written(key string) bool {
+	_, ok := p.keys[key]
+	_, empty := p.empty[key]
+	return ok || empty
+}
+
+// Has reports whether key was written in the YAML with a value.
 func (p Pos) Has(key string) bool {
 	_, ok := p.keys[key]
 	return ok

@@ -239,20 +239,6 @@ func hostPolicy(name, spec string) string {
 	return "apiVersion: security.kubearmor.com/v1\nkind: KubeArmorHostPolicy\nmetadata:\n  name: " + name + "\nspec:\n" + spec
 }
 
-func copyExe(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // execErrno runs argv and returns the errno of a failed exec, 0 when the
 // program ran.
 func execErrno(t *testing.T, argv ...string) syscall.Errno {
@@ -298,7 +284,7 @@ func TestChoosesEnforcerAndExplains(t *testing.T) {
 func TestObserveOnly(t *testing.T) {
 	work := t.TempDir()
 	target := filepath.Join(work, "bin", "true") // busybox picks its applet by name
-	copyExe(t, "/bin/busybox", target)
+	testutils.CopyFile(t, "/bin/busybox", target, 0o755)
 	dir := t.TempDir()
 	writePolicy(t, dir, "block-target.yaml", hostPolicy("block-target",
 		"  severity: 6\n  message: no\n  process:\n    matchPaths:\n    - path: "+target+"\n  action: Block\n"))
@@ -365,7 +351,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	// fromSource: /bin/true is blocked only when env (a copy of busybox at
 	// a path of its own) runs it. Audit lets /bin/echo run and alerts.
 	env := "/e2e/src/env"
-	copyExe(t, "/bin/busybox", env)
+	testutils.CopyFile(t, "/bin/busybox", env, 0o755)
 	writePolicy(t, dir, "scoped.yaml", hostPolicy("scoped",
 		"  process:\n    matchPaths:\n    - path: /bin/true\n      fromSource:\n      - path: "+env+"\n      action: Block\n"+
 			"    - path: /bin/echo\n      severity: 3\n      action: Audit\n"))

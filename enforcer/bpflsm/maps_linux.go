@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/kubearmor/kubearmor-host/enforcer/internal/percpu"
 )
 
 // policyMaps are the maps one loaded object uses to find the rules in force:
@@ -118,19 +120,9 @@ func putAll[K, V any](m *ebpf.Map, keys []K, vals []V) error {
 	return nil
 }
 
-// counters sums the per-CPU counters.
-func (m *policyMaps) counters() ([int(lsmKaCounterKA_CNT_MAX)]uint64, error) {
-	var out [int(lsmKaCounterKA_CNT_MAX)]uint64
-	for i := range out {
-		var per []uint64
-		if err := m.Counters.Lookup(uint32(i), &per); err != nil {
-			return out, fmt.Errorf("read counter %d: %w", i, err)
-		}
-		for _, v := range per {
-			out[i] += v
-		}
-	}
-	return out, nil
+// counters sums the per-CPU counters, indexed by enum ka_counter.
+func (m *policyMaps) counters() ([]uint64, error) {
+	return percpu.Sum(m.Counters, int(lsmKaCounterKA_CNT_MAX))
 }
 
 func (m *policyMaps) closeInner() {

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,20 +110,6 @@ func (s *execServer) exec(t *testing.T, path string) syscall.Errno {
 	return syscall.Errno(n)
 }
 
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // guestTree builds the universe under root on its own tmpfs, with a second
 // tmpfs mounted at root/a/b so that paths cross mounts, and starts one exec
 // server per executable.
@@ -140,7 +125,7 @@ func guestTree(t *testing.T, u universe, root string) map[string]*execServer {
 		t.Cleanup(func() { unix.Unmount(m, unix.MNT_DETACH) })
 	}
 	for _, f := range u.files {
-		copyFile(t, "/bin/busybox", root+f, 0o755)
+		testutils.CopyFile(t, "/bin/busybox", root+f, 0o755)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -148,7 +133,7 @@ func guestTree(t *testing.T, u universe, root string) map[string]*execServer {
 	}
 	servers := map[string]*execServer{}
 	for _, e := range u.exes {
-		copyFile(t, self, root+e, 0o755)
+		testutils.CopyFile(t, self, root+e, 0o755)
 		servers[root+e] = startExecServer(t, root+e)
 	}
 	return servers
@@ -261,7 +246,7 @@ func TestPathResolution(t *testing.T) {
 	long := root + "/" + strings.Repeat("n", 250) + "/" + strings.Repeat("m", 250) + "/x" // long names
 	link := root + "/link"                                                                // symlink to deep
 	for _, p := range []string{deep, long} {
-		copyFile(t, "/bin/busybox", p, 0o755)
+		testutils.CopyFile(t, "/bin/busybox", p, 0o755)
 	}
 	if err := os.Symlink(deep, link); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/internal/percpu"
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
 )
@@ -158,16 +159,9 @@ func (e *Enforcer) decide(ev monitorMonEvent, path, caller string, events chan<-
 
 // Stats implements enforcer.Enforcer.
 func (e *Enforcer) Stats() enforcer.Stats {
-	var c [int(monitorKaCounterKA_CNT_MAX)]uint64
-	for i := range c {
-		var per []uint64
-		if err := e.objs.Counters.Lookup(uint32(i), &per); err != nil {
-			e.log.Warn("read monitor counters", "error", err)
-			break
-		}
-		for _, v := range per {
-			c[i] += v
-		}
+	c, err := percpu.Sum(e.objs.Counters, int(monitorKaCounterKA_CNT_MAX))
+	if err != nil {
+		e.log.Warn("read monitor counters", "error", err)
 	}
 	return enforcer.Stats{
 		EventsLost:     c[monitorKaCounterKA_CNT_EVENT_LOST],

@@ -41,7 +41,7 @@ func TestObserveExec(t *testing.T) {
 	audited := filepath.Join(dir, "audited", "true")
 	shell := filepath.Join(dir, "sh")
 	for _, p := range []string{blocked, audited, shell} {
-		copyExe(t, "/bin/busybox", p)
+		testutils.CopyFile(t, "/bin/busybox", p, 0o755)
 	}
 	doc := &policy.Document{File: "t.yaml", Line: 1, Name: "t", Rules: []policy.Rule{
 		{Policy: "t", Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchPath, Path: blocked, Severity: 5},
@@ -112,19 +112,5 @@ func run(t *testing.T, path string, argv ...string) {
 	cmd.Args = argv
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("run %s: %v\n%s", path, err, out)
-	}
-}
-
-func copyExe(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, data, 0o755); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ package testutils
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,4 +53,21 @@ func RequireFeature(tb testing.TB, name string, err error) {
 		tb.Fatalf("feature %s is missing in the VM guest, whose kernel should have it: %v", name, err)
 	}
 	tb.Skipf("feature %s is not available on this host: %v", name, err)
+}
+
+// CopyFile copies src to dst with mode, creating dst's directory. Tests use
+// it to give a program a path of its own, which path-based rules need (a
+// symlink would resolve to its target).
+func CopyFile(tb testing.TB, src, dst string, mode os.FileMode) {
+	tb.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		tb.Fatal(err)
+	}
 }

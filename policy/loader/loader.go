@@ -143,31 +143,50 @@ func (l *Loader) Load(validate Validator) (*Result, error) {
 	}
 
 	// Build; a file blamed for an error falls back to its last good version,
-	// or out of the set. Each round removes at least one version, so this
-	// ends.
+	// or out of the set. Each round takes at least one version out, so this
+	// ends; an error that names no file in the directory fails the load.
 	for {
-		set, blame := l.build(names, cur, validate)
+		set, blame, err := l.build(names, cur, validate)
 		if set != nil {
 			return l.result(set, cur, statuses), nil
 		}
-		for path, err := range blame {
+		progress := false
+		for path, perr := range blame {
 			i := slices.IndexFunc(statuses, func(s FileStatus) bool { return s.Path == path })
+			if i < 0 || cur[path] == nil {
+				continue
+			}
+			progress = true
 			if g := l.good[path]; g != nil && g != cur[path] {
 				cur[path] = g
-				statuses[i].State, statuses[i].Err = Stale, err
+				statuses[i].State, statuses[i].Err = Stale, perr
 			} else {
 				delete(cur, path)
-				statuses[i].State, statuses[i].Err = Rejected, err
+				statuses[i].State, statuses[i].Err = Rejected, perr
 			}
+		}
+		if !progress {
+			return nil, fmt.Errorf("check policy set: %w", err)
 		}
 	}
 }
 
 func (l *Loader) list() ([]string, error) {
-	entries, err := os.ReadDir(l.dir)
+	fi, err := os.Stat(l.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // no directory: no policies, the watcher waits for it
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read policy directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("read policy directory: %s: %w", l.dir, syscall.ENOTDIR)
+	}
+	// Whoever can write the directory can remove or replace policies.
+	if err := l.checkOwner(fi); err != nil {
+		return nil, fmt.Errorf("read policy directory: %s: %w", l.dir, err)
+	}
+	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("read policy directory: %w", err)
 	}
@@ -183,7 +202,9 @@ func (l *Loader) list() ([]string, error) {
 // read checks and parses one file, reusing the last good parse when the
 // content has not changed.
 func (l *Loader) read(path string) (*version, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: a FIFO named *.yaml must not hang the reload; it is then
+	// refused as not a regular file.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -220,56 +241,62 @@ func (l *Loader) checkMode(fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
 	}
+	return l.checkOwner(fi)
+}
+
+func (l *Loader) checkOwner(fi fs.FileInfo) error {
 	if fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("refused: mode %04o lets group or others write it; run chmod go-w", fi.Mode().Perm())
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !slices.Contains(l.owners, st.Uid) {
-		return fmt.Errorf("refused: owned by uid %d; policy files must be owned by root", st.Uid)
+		return fmt.Errorf("refused: owned by uid %d; policy files and their directory must be owned by root", st.Uid)
 	}
 	return nil
 }
 
 // build selects the documents for this host and freezes them into a set.
-// On failure it returns which files to blame.
-func (l *Loader) build(names []string, cur map[string]*version, validate Validator) (*policy.Set, map[string]error) {
+// On failure it returns which files to blame, and the error.
+func (l *Loader) build(names []string, cur map[string]*version, validate Validator) (*policy.Set, map[string]error, error) {
 	var docs []*policy.Document
+	defined := map[string]*policy.Document{} // by policy name
+	blame := map[string]error{}
 	for _, path := range names {
 		v := cur[path]
 		if v == nil {
 			continue
 		}
 		for _, d := range v.docs {
-			if ok, _ := d.Selector.Selects(l.host); ok {
-				docs = append(docs, d)
+			if ok, _ := d.Selector.Selects(l.host); !ok {
+				continue
 			}
+			if prev, dup := defined[d.Name]; dup {
+				// Blame the file that changed, so a new file cannot knock
+				// a policy in force out of the set.
+				blamed, other := d, prev
+				if l.good[path] == v && l.good[prev.File] != cur[prev.File] {
+					blamed, other = prev, d
+				}
+				blame[blamed.File] = &policy.Error{File: blamed.File, Line: blamed.Line, Field: "metadata.name",
+					Msg: fmt.Sprintf("policy %q is already defined at %s:%d", d.Name, other.File, other.Line)}
+				continue
+			}
+			defined[d.Name] = d
+			docs = append(docs, d)
 		}
+	}
+	if len(blame) > 0 {
+		return nil, blame, errors.New("duplicate policy names")
 	}
 	set, err := policy.NewSet(l.version+1, l.postures, docs)
 	if err == nil && validate != nil {
-		err = validate(set)
-		if err != nil {
+		if err = validate(set); err != nil {
 			set = nil
 		}
 	}
 	if err == nil {
-		return set, nil
+		return set, nil, nil
 	}
-	blame := blameFiles(err)
-	if len(blame) == 0 {
-		// An error nobody can be blamed for would loop forever; blame every
-		// file that changed since the last good set, or else all of them.
-		for path, v := range cur {
-			if l.good[path] != v {
-				blame[path] = err
-			}
-		}
-		if len(blame) == 0 {
-			for path := range cur {
-				blame[path] = err
-			}
-		}
-	}
-	return nil, blame
+	return nil, blameFiles(err), err
 }
 
 // blameFiles groups located errors by file.
