@@ -156,7 +156,7 @@ func parentField(f string) string {
 
 // builder validates one document and turns it into rules.
 type builder struct {
-	e      *errs
+	e        *errs
 	spec     *Spec
 	specLine int
 	before   int // errors from earlier documents of the file

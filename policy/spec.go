@@ -8,11 +8,13 @@ package policy
 // name the line of the offending field.
 type Pos struct {
 	line  int
-	keys  map[string]int  // keys written with a value
-	empty map[string]int  // keys written with no value ("severity:"), which count as not set
+	keys  map[string]int // keys written with a value
+	empty map[string]int // keys written with no value ("severity:"), which count as not set
 }
 
-func (p *Pos) setPos(line int, keys, empty map[string]int) { p.line, p.keys, p.empty = line, keys, empty }
+func (p *Pos) setPos(line int, keys, empty map[string]int) {
+	p.line, p.keys, p.empty = line, keys, empty
+}
 
 // Line is the line of the mapping itself.
 func (p Pos) Line() int { return p.line }
