@@ -3,10 +3,12 @@
 /*
  * BPF-LSM enforcement: the kernel decides, and says which rule decided.
  *
- * Each hook resolves the object's path and the caller's executable, runs the
- * decision procedure of lib/policy.h against the current policy generation,
- * denies with -EACCES on Block or posture Block, and reports every Audit,
- * Block and posture decision with its rule ID on the `alerts` ring buffer.
+ * Each hook first asks whether any rule of its kind is in force (two array
+ * lookups; most calls stop there). Then it finds the subject's fromSource
+ * identity (cached per task), walks the object through the policy maps
+ * (lib/policy.h), denies on Block or posture Block, and reports every
+ * Audit, Block and posture decision with its rule ID on the `alerts` ring
+ * buffer. A failed reserve is counted, never silent.
  */
 #include "lib/common.h"
 #include "lib/path.h"
@@ -14,6 +16,23 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Protocols, numbered as policy.Protocol in Go. */
+enum ka_proto {
+	KA_PROTO_ALL = 1,
+	KA_PROTO_TCP,
+	KA_PROTO_UDP,
+	KA_PROTO_ICMP,
+	KA_PROTO_ICMPV6,
+	KA_PROTO_RAW,
+	KA_PROTO_SCTP,
+	KA_PROTO_STREAM,
+	KA_PROTO_DGRAM,
+	KA_PROTO_RDM,
+	KA_PROTO_SEQPACKET,
+	KA_PROTO_DCCP,
+	KA_PROTO_PACKET,
+	KA_PROTO_MAX = KA_PROTO_PACKET,
+};
 
 /* An alert record: this header, then the object path, then the executable
  * path (no NULs; lengths in the header). */
@@ -26,6 +45,8 @@ struct alert {
 	__u32 uid; /* real uid, as in alerts */
 	__u32 owner_uid;
 	__u32 rule;
+	__u32 res0; /* capability, or socket family */
+	__u32 res1; /* socket type << 16 | protocol */
 	__u8 verdict; /* enum ka_verdict */
 	__u8 op;      /* enum ka_op */
 	__u8 kind;    /* enum ka_kind */
@@ -43,11 +64,13 @@ struct ka_btf_types {
 	struct rule_val rule_val;
 	enum ka_verdict verdict;
 	enum ka_op op;
+	enum ka_access access;
 	enum ka_kind kind;
 	enum ka_counter counter;
 	enum ka_event_flag event_flag;
 	enum ka_key_type key_type;
 	enum ka_node_flag node_flag;
+	enum ka_proto proto;
 	struct alert alert;
 };
 const struct ka_btf_types *ka_unused_types __attribute__((unused));
@@ -69,8 +92,17 @@ struct {
 	__type(value, struct alert_buf);
 } evbuf SEC(".maps");
 
-static __always_inline void fill_header(struct alert *a, const struct decision *d, __u8 kind, __u8 op,
-					__u32 flags, __u32 owner)
+/* What a hook knows about the operation besides the paths. */
+struct op_info {
+	__u8 kind;
+	__u8 op;
+	__u8 flags;
+	__u32 owner;
+	__u32 res0;
+	__u32 res1;
+};
+
+static __always_inline void fill_header(struct alert *a, const struct decision *d, const struct op_info *o)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -81,53 +113,17 @@ static __always_inline void fill_header(struct alert *a, const struct decision *
 	a->pid = (__u32)id;
 	a->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	a->uid = (__u32)bpf_get_current_uid_gid();
-	a->owner_uid = owner;
+	a->owner_uid = o->owner;
 	a->rule = d->rule;
+	a->res0 = o->res0;
+	a->res1 = o->res1;
 	a->verdict = d->verdict;
-	a->op = op;
-	a->kind = kind;
-	a->flags = flags;
-	bpf_get_current_comm(a->comm, sizeof(a->comm));
-}
-
-static __always_inline void emit(const struct decision *d, __u8 kind, __u8 op, __u32 flags, __u32 owner)
-{
-	__u32 zero = 0, plen = 0, elen = 0, exe_slot = KA_PATH_EXE;
-	struct alert_buf *e = bpf_map_lookup_elem(&evbuf, &zero);
-	struct path_buf *obj = bpf_map_lookup_elem(&paths, &zero);
-	struct path_buf *exe = bpf_map_lookup_elem(&paths, &exe_slot);
-
-	if (!e || !obj || !exe)
-		return;
-	fill_header(&e->hdr, d, kind, op, flags | obj->flags | (exe->flags ? KA_EV_EXE_TRUNCATED : 0), owner);
-	plen = path_len(obj);
-	if (plen > KA_PATH_MAX - 1)
-		plen = KA_PATH_MAX - 1;
-	elen = path_len(exe);
-	if (elen > KA_PATH_MAX - 1)
-		elen = KA_PATH_MAX - 1;
-	bpf_probe_read_kernel(e->data, plen & (KA_PATH_MAX - 1), &obj->buf[obj->start & (KA_PATH_MAX - 1)]);
-	bpf_probe_read_kernel(&e->data[plen & (KA_PATH_MAX - 1)], elen & (KA_PATH_MAX - 1),
-			      &exe->buf[exe->start & (KA_PATH_MAX - 1)]);
-	e->hdr.path_len = plen;
-	e->hdr.exe_len = elen;
-	if (bpf_ringbuf_output(&alerts, e, sizeof(e->hdr) + plen + elen, 0))
-		count(KA_CNT_ALERT_LOST);
-}
-
-/* emit_bare reports a decision made without scratch space: no paths. */
-static __always_inline void emit_bare(const struct decision *d, __u8 kind, __u8 op, __u32 flags)
-{
-	struct alert *a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
-
-	if (!a) {
-		count(KA_CNT_ALERT_LOST);
-		return;
-	}
-	fill_header(a, d, kind, op, flags, 0);
+	a->op = o->op;
+	a->kind = o->kind;
+	a->flags = o->flags;
 	a->path_len = 0;
 	a->exe_len = 0;
-	bpf_ringbuf_submit(a, 0);
+	bpf_get_current_comm(a->comm, sizeof(a->comm));
 }
 
 static __always_inline void account(const struct decision *d)
@@ -138,80 +134,466 @@ static __always_inline void account(const struct decision *d)
 		count(KA_CNT_AUDITED);
 }
 
-static __always_inline int verdict_errno(const struct decision *d)
+/* emit reports a decision with the object path (if with_path) and the
+ * executable's path, building the strings only now. */
+static __always_inline void emit(const struct decision *d, const struct op_info *o, int with_path)
 {
-	return (d->verdict == KA_BLOCK || d->verdict == KA_POSTURE_BLOCK) ? -KA_EACCES : 0;
+	__u32 zero = 0, plen = 0, elen = 0;
+	struct alert_buf *e = bpf_map_lookup_elem(&evbuf, &zero);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct path_buf *obj, *exe;
+	__u8 flags = o->flags;
+
+	account(d);
+	if (!e)
+		return;
+	fill_header(&e->hdr, d, o);
+	if (with_path) {
+		obj = path_string(KA_PATH_OBJECT);
+		if (obj) {
+			flags |= obj->flags;
+			plen = path_len(obj);
+			barrier_var(plen);
+			plen &= KA_PATH_MAX - 1;
+			bpf_probe_read_kernel(e->data, plen, &obj->buf[obj->start & (KA_PATH_MAX - 1)]);
+		}
+	}
+	collect_file(BPF_CORE_READ(task, mm, exe_file), KA_PATH_EXE);
+	exe = path_string(KA_PATH_EXE);
+	if (exe) {
+		if (exe->flags)
+			flags |= KA_EV_EXE_TRUNCATED;
+		elen = path_len(exe);
+		barrier_var(elen);
+		elen &= KA_PATH_MAX - 1;
+		bpf_probe_read_kernel(&e->data[plen & (KA_PATH_MAX - 1)], elen, &exe->buf[exe->start & (KA_PATH_MAX - 1)]);
+	}
+	e->hdr.flags = flags;
+	e->hdr.path_len = plen;
+	e->hdr.exe_len = elen;
+	if (bpf_ringbuf_output(&alerts, e, sizeof(e->hdr) + plen + elen, 0))
+		count(KA_CNT_ALERT_LOST);
 }
 
-/* decide_busy decides without scratch space, as for an unresolvable path. */
-static __always_inline void decide_busy(__u8 kind, struct decision *d)
+/* emit_bare reports a decision made without scratch space: no paths. */
+static __always_inline void emit_bare(const struct decision *d, const struct op_info *o)
 {
-	__u32 zero = 0, idx;
-	struct active_gen *ag = bpf_map_lookup_elem(&active, &zero);
-	struct kind_cfg *cfg;
+	struct alert *a;
 
-	d->verdict = KA_NOMATCH;
-	d->rule = 0;
-	d->gen = ag ? *(volatile __u64 *)&ag->gen : 0;
-	if (!d->gen)
+	account(d);
+	a = bpf_ringbuf_reserve(&alerts, sizeof(*a), 0);
+	if (!a) {
+		count(KA_CNT_ALERT_LOST);
 		return;
-	idx = (d->gen & 1) * KA_KIND_SLOTS + kind;
-	cfg = bpf_map_lookup_elem(&kinds, &idx);
-	if (!cfg || !cfg->has_rules)
-		return;
-	/* Without the executable's path source allow-lists are unknown; a
-	 * host-wide one or any Block rule is enough to fail closed. */
-	d->verdict = (cfg->has_block || (cfg->host_allowlist && cfg->posture == KA_POSTURE_BLOCK)) ?
-			     KA_POSTURE_BLOCK :
-			     KA_POSTURE_AUDIT;
+	}
+	fill_header(a, d, o);
+	a->flags |= KA_EV_SCRATCH_BUSY;
+	bpf_ringbuf_submit(a, 0);
 }
 
-static __always_inline void resolve_exe(struct task_struct *task)
+/* decide_busy decides without scratch space, as for an unresolvable path
+ * by an unknown subject. */
+static __always_inline void decide_busy(struct kind_cfg *cfg, __u8 kind, struct decision *d)
 {
+	count(KA_CNT_SCRATCH_BUSY);
+	unresolvable(cfg, kind, NULL, d);
+}
+
+/* subject_source returns the current task's fromSource identity under gen,
+ * from its cache if its executable has not changed since. */
+static __always_inline void subject_source(__u64 gen, struct task_src *out)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct walk_ctx *w;
 
-	resolve_path(exe ? &exe->f_path : NULL, KA_PATH_EXE);
+	if (ts && ts->gen == gen && ts->exe == (__u64)exe) {
+		out->source = ts->source;
+		out->flags = ts->flags;
+		out->unknown = ts->unknown;
+		return;
+	}
+	out->source = 0;
+	out->flags = 0;
+	out->unknown = 0;
+	collect_file(exe, KA_PATH_EXE);
+	w = start_walk(gen, 0, 0);
+	if (!w)
+		return;
+	walk_source(w, out);
+	if (ts) {
+		ts->source = out->source;
+		ts->flags = out->flags;
+		ts->unknown = out->unknown;
+		ts->exe = (__u64)exe;
+		ts->gen = gen;
+	}
+}
+
+/* After an exec the cached identity is stale; the new executable's file may
+ * even sit where an older one was freed, so the pointer alone cannot tell. */
+SEC("lsm/bprm_committed_creds")
+int BPF_PROG(ka_bprm_committed, struct linux_binprm *bprm)
+{
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, bpf_get_current_task_btf(), 0, 0);
+
+	if (ts)
+		ts->gen = 0;
+	return 0;
+}
+
+/* prev passes on the denial of an earlier BPF program on the hook. It
+ * returns a constant: the verifier must see the return value within
+ * [-MAX_ERRNO, 0] as a 64-bit value, which an int passed through is not.
+ * (Nor is -1: clang computes "cond ? -1 : 0" as a 32-bit negation.) */
+static __always_inline int prev(int ret)
+{
+	return ret ? -KA_EACCES : 0;
+}
+
+static __always_inline int deny(const struct decision *d, int err)
+{
+	return (d->verdict == KA_BLOCK || d->verdict == KA_POSTURE_BLOCK) ? -err : 0;
+}
+
+static __always_inline __u32 fsuid(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return BPF_CORE_READ(task, cred, fsuid.val);
+}
+
+/*
+ * check_path decides op on (mnt, dentry). The dentry may be negative (a
+ * name about to be created), which its creator will own.
+ */
+static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry)
+{
+	struct op_info o = {.kind = kind, .op = op};
+	struct kind_cfg *cfg;
+	struct decision d;
+	struct task_src src;
+	struct inode *inode;
+	__u64 *claim;
+
+	cfg = begin(kind, &d);
+	if (!cfg)
+		return 0;
+	claim = claim_scratch();
+	if (!claim) {
+		decide_busy(cfg, kind, &d);
+		emit_bare(&d, &o);
+		return deny(&d, KA_EACCES);
+	}
+	inode = BPF_CORE_READ(dentry, d_inode);
+	o.owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid();
+	subject_source(d.gen, &src);
+	collect_path(mnt, dentry, KA_PATH_OBJECT);
+	decide_path(cfg, kind, op, o.owner != fsuid(), &src, &d);
+	if (d.verdict >= KA_AUDIT)
+		emit(&d, &o, 1);
+	release_scratch(claim);
+	return deny(&d, KA_EACCES);
 }
 
 SEC("lsm/bprm_check_security")
 int BPF_PROG(ka_bprm_check, struct linux_binprm *bprm, int ret)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct decision d;
-	struct file *file;
-	__u64 *claim;
-	__u32 owner, fsuid;
+	struct file *f;
 
 	if (ret)
-		return ret;
+		return prev(ret);
+	f = BPF_CORE_READ(bprm, file);
+	return check_path(KA_KIND_PROCESS, KA_OP_EXEC, BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry));
+}
+
+#define KA_FMODE_WRITE 0x2
+#define KA_O_TRUNC 01000
+
+SEC("lsm/file_open")
+int BPF_PROG(ka_file_open, struct file *file, int ret)
+{
+	__u8 op = KA_OP_OPEN_READ;
+
+	if (ret)
+		return prev(ret);
+	if ((BPF_CORE_READ(file, f_mode) & KA_FMODE_WRITE) || (BPF_CORE_READ(file, f_flags) & KA_O_TRUNC))
+		op = KA_OP_OPEN_WRITE;
+	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
+}
+
+static __always_inline int check_dir_entry(__u8 op, const struct path *dir, struct dentry *dentry)
+{
+	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(dir, mnt), dentry);
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(ka_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	return ret ? prev(ret) : check_dir_entry(KA_OP_UNLINK, dir, dentry);
+}
+
+SEC("lsm/path_rmdir")
+int BPF_PROG(ka_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
+{
+	return ret ? prev(ret) : check_dir_entry(KA_OP_RMDIR, dir, dentry);
+}
+
+SEC("lsm/path_mkdir")
+int BPF_PROG(ka_path_mkdir, const struct path *dir, struct dentry *dentry, __u64 mode, int ret)
+{
+	return ret ? prev(ret) : check_dir_entry(KA_OP_MKDIR, dir, dentry);
+}
+
+SEC("lsm/path_mknod")
+int BPF_PROG(ka_path_mknod, const struct path *dir, struct dentry *dentry, __u64 mode, __u64 dev, int ret)
+{
+	return ret ? prev(ret) : check_dir_entry(KA_OP_CREATE, dir, dentry);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(ka_path_symlink, const struct path *dir, struct dentry *dentry, const char *old_name, int ret)
+{
+	return ret ? prev(ret) : check_dir_entry(KA_OP_SYMLINK, dir, dentry);
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(ka_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry, int ret)
+{
+	if (ret)
+		return prev(ret);
+	/* A hard link must stay within one mount: the old name is on new_dir's. */
+	ret = check_dir_entry(KA_OP_LINK, new_dir, old_dentry);
+	return ret ? prev(ret) : check_dir_entry(KA_OP_LINK, new_dir, new_dentry);
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(ka_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, __u64 flags, int ret)
+{
+	if (ret)
+		return prev(ret);
+	ret = check_dir_entry(KA_OP_RENAME, old_dir, old_dentry);
+	return ret ? prev(ret) : check_dir_entry(KA_OP_RENAME, new_dir, new_dentry);
+}
+
+SEC("lsm/path_truncate")
+int BPF_PROG(ka_path_truncate, const struct path *path, int ret)
+{
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(ka_path_chmod, const struct path *path, __u64 mode, int ret)
+{
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+}
+
+SEC("lsm/path_chown")
+int BPF_PROG(ka_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
+{
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+}
+
+/* Socket classification, as policy.Protocol.Matches in Go. */
+#define KA_AF_INET 2
+#define KA_AF_INET6 10
+#define KA_AF_PACKET 17
+#define KA_SOCK_STREAM 1
+#define KA_SOCK_DGRAM 2
+#define KA_SOCK_RAW 3
+#define KA_SOCK_RDM 4
+#define KA_SOCK_SEQPACKET 5
+#define KA_SOCK_DCCP 6
+#define KA_SOCK_PACKET 10
+
+static __always_inline __u32 proto_mask(__u32 family, __u32 type, __u32 proto)
+{
+	int inet = family == KA_AF_INET || family == KA_AF_INET6;
+	__u32 m = 0;
+
+	if (!inet && family != KA_AF_PACKET)
+		return 0;
+	m |= 1u << KA_PROTO_ALL;
+	if (inet && type == KA_SOCK_STREAM && (proto == 0 || proto == 6 || proto == 262))
+		m |= 1u << KA_PROTO_TCP;
+	if (inet && type == KA_SOCK_DGRAM && (proto == 0 || proto == 17 || proto == 136))
+		m |= 1u << KA_PROTO_UDP;
+	if (family == KA_AF_INET && (type == KA_SOCK_DGRAM || type == KA_SOCK_RAW) && proto == 1)
+		m |= 1u << KA_PROTO_ICMP;
+	if (family == KA_AF_INET6 && (type == KA_SOCK_DGRAM || type == KA_SOCK_RAW) && proto == 58)
+		m |= 1u << KA_PROTO_ICMPV6;
+	if (type == KA_SOCK_RAW)
+		m |= 1u << KA_PROTO_RAW;
+	if (inet && proto == 132)
+		m |= 1u << KA_PROTO_SCTP;
+	if (inet && type == KA_SOCK_STREAM)
+		m |= 1u << KA_PROTO_STREAM;
+	if (inet && type == KA_SOCK_DGRAM)
+		m |= 1u << KA_PROTO_DGRAM;
+	if (inet && type == KA_SOCK_RDM)
+		m |= 1u << KA_PROTO_RDM;
+	if (inet && type == KA_SOCK_SEQPACKET)
+		m |= 1u << KA_PROTO_SEQPACKET;
+	if (inet && (type == KA_SOCK_DCCP || proto == 33))
+		m |= 1u << KA_PROTO_DCCP;
+	if (family == KA_AF_PACKET || type == KA_SOCK_PACKET)
+		m |= 1u << KA_PROTO_PACKET;
+	return m;
+}
+
+/* merge_ranked keeps, per action, the candidate of higher rank, then lower
+ * rule ID: protocols are several nodes of one rank each ("all" below a
+ * named protocol; fromSource above none), unlike a path's chain. */
+static __always_inline void merge_ranked(struct walk_ctx *w, struct rule_val *v, __u32 rank)
+{
+	for (int a = 0; a < 3; a++) {
+		__u32 id = v->rule[a][0];
+
+		if (id && (!w->best[a] || rank > w->rank[a] || (rank == w->rank[a] && id < w->best[a]))) {
+			w->best[a] = id;
+			w->rank[a] = rank;
+		}
+	}
+}
+
+/* decide_net decides a socket operation on a socket matching the
+ * protocols in mask. */
+static __always_inline void decide_net(struct kind_cfg *cfg, __u8 op, __u32 mask, const struct task_src *src,
+				       struct decision *d)
+{
+	struct walk_ctx *w = start_walk(d->gen, access_of(op), 0);
+	struct rule_key k = {.type = KA_KEY_EXACT, .access = KA_ACC_NET};
+	struct rule_val *v;
+
+	if (!w)
+		return;
+	count(KA_CNT_DECISIONS);
+	if (subject_unknown(cfg, src)) {
+		unresolvable(cfg, KA_KIND_NETWORK, NULL, d);
+		return;
+	}
+	for (__u32 p = KA_PROTO_ALL; p <= KA_PROTO_MAX; p++) {
+		__u32 rank = p == KA_PROTO_ALL ? 0 : 2;
+
+		if (!(mask & (1u << p)))
+			continue;
+		k.node = KA_PSEUDO_PROTO | p;
+		k.source = 0;
+		v = lookup_rules(w, &k);
+		if (v)
+			merge_ranked(w, v, rank);
+		if (src->source) {
+			k.source = src->source;
+			v = lookup_rules(w, &k);
+			if (v)
+				merge_ranked(w, v, rank + 1);
+		}
+	}
+	finish(w, cfg, KA_KIND_NETWORK, src->flags, d);
+}
+
+static __always_inline int check_net(__u8 op, __u32 family, __u32 type, __u32 proto)
+{
+	struct op_info o = {.kind = KA_KIND_NETWORK, .op = op, .res0 = family, .res1 = type << 16 | (proto & 0xffff)};
+	__u32 mask = proto_mask(family, type, proto);
+	struct kind_cfg *cfg;
+	struct decision d;
+	struct task_src src;
+	__u64 *claim;
+
+	if (!mask)
+		return 0;
+	cfg = begin(KA_KIND_NETWORK, &d);
+	if (!cfg)
+		return 0;
 	claim = claim_scratch();
 	if (!claim) {
-		count(KA_CNT_SCRATCH_BUSY);
-		decide_busy(KA_KIND_PROCESS, &d);
-		if (d.verdict != KA_NOMATCH) {
-			account(&d);
-			emit_bare(&d, KA_KIND_PROCESS, KA_OP_EXEC, KA_EV_SCRATCH_BUSY);
-		}
-		return verdict_errno(&d);
+		decide_busy(cfg, KA_KIND_NETWORK, &d);
+		emit_bare(&d, &o);
+		return deny(&d, KA_EACCES);
 	}
-	file = BPF_CORE_READ(bprm, file);
-	owner = BPF_CORE_READ(file, f_inode, i_uid.val);
-	fsuid = BPF_CORE_READ(task, cred, fsuid.val);
-	resolve_path(&file->f_path, KA_PATH_OBJECT);
-	resolve_exe(task);
-	decide(KA_KIND_PROCESS, KA_OP_EXEC, owner != fsuid, 0, &d);
-	if (d.verdict >= KA_AUDIT) {
-		account(&d);
-		emit(&d, KA_KIND_PROCESS, KA_OP_EXEC, 0, owner);
-	}
+	subject_source(d.gen, &src);
+	decide_net(cfg, op, mask, &src, &d);
+	if (d.verdict >= KA_AUDIT)
+		emit(&d, &o, 0);
 	release_scratch(claim);
-	return verdict_errno(&d);
+	return deny(&d, KA_EACCES);
+}
+
+static __always_inline int check_sock(__u8 op, struct socket *sock)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	if (!sk)
+		return 0;
+	return check_net(op, BPF_CORE_READ(sk, __sk_common.skc_family), BPF_CORE_READ(sk, sk_type),
+			 BPF_CORE_READ(sk, sk_protocol));
+}
+
+SEC("lsm/socket_create")
+int BPF_PROG(ka_socket_create, int family, int type, int protocol, int kern, int ret)
+{
+	/* Sockets the kernel makes for itself are not a process's doing. */
+	if (ret || kern)
+		return prev(ret);
+	return check_net(KA_OP_SOCKET_CREATE, family, type, protocol);
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(ka_socket_connect, struct socket *sock, void *address, int addrlen, int ret)
+{
+	return ret ? prev(ret) : check_sock(KA_OP_CONNECT, sock);
+}
+
+SEC("lsm/socket_bind")
+int BPF_PROG(ka_socket_bind, struct socket *sock, void *address, int addrlen, int ret)
+{
+	return ret ? prev(ret) : check_sock(KA_OP_BIND, sock);
+}
+
+SEC("lsm/socket_accept")
+int BPF_PROG(ka_socket_accept, struct socket *sock, struct socket *newsock, int ret)
+{
+	return ret ? prev(ret) : check_sock(KA_OP_ACCEPT, sock);
+}
+
+SEC("lsm/capable")
+int BPF_PROG(ka_capable, const struct cred *cred, void *ns, int cap, unsigned int opts, int ret)
+{
+	struct op_info o = {.kind = KA_KIND_CAPABILITIES, .op = KA_OP_CAPABLE, .res0 = cap};
+	struct kind_cfg *cfg;
+	struct decision d;
+	struct task_src src;
+	__u64 *claim;
+
+	if (ret)
+		return prev(ret);
+	cfg = begin(KA_KIND_CAPABILITIES, &d);
+	if (!cfg)
+		return 0;
+	claim = claim_scratch();
+	if (!claim) {
+		decide_busy(cfg, KA_KIND_CAPABILITIES, &d);
+		emit_bare(&d, &o);
+		return deny(&d, KA_EACCES);
+	}
+	subject_source(d.gen, &src);
+	decide_node(cfg, KA_KIND_CAPABILITIES, KA_OP_CAPABLE, KA_PSEUDO_CAP | (cap & 0xff), &src, &d);
+	if (d.verdict >= KA_AUDIT)
+		emit(&d, &o, 0);
+	release_scratch(claim);
+	/* capable() only asks whether the hook said 0: callers pick the
+	 * errno (EPERM), so EACCES here never reaches user space. */
+	return deny(&d, KA_EACCES);
 }
 
 /*
- * Test entry point: decides on paths given in test_in, through the same
- * decide() the hooks use. It runs with BPF_PROG_TEST_RUN on any kernel with
- * raw tracepoints, so the decision logic is tested without BPF-LSM.
+ * Test entry point: decides on an operation given in test_in, through the
+ * same decision functions the hooks use. It runs with BPF_PROG_TEST_RUN on
+ * any kernel with raw tracepoints, so the decision logic is tested without
+ * BPF-LSM.
  */
 struct test_input {
 	__u8 path[KA_PATH_MAX];
@@ -221,7 +603,12 @@ struct test_input {
 	__u32 kind;
 	__u32 op;
 	__u32 not_owner;
-	__u32 flags;
+	__u32 flags;     /* object path flags */
+	__u32 exe_flags; /* executable path flags */
+	__u32 family;
+	__u32 type;
+	__u32 protocol;
+	__u32 cap;
 };
 
 struct test_output {
@@ -282,7 +669,7 @@ static long split_step(__u32 unused, void *unused_ctx)
 	return 0;
 }
 
-/* split lays out an absolute path as resolve_path would. */
+/* split lays out an absolute path string in string mode. */
 static __always_inline void split(const __u8 *src, __u32 len, __u32 slot)
 {
 	struct path_buf *pb = bpf_map_lookup_elem(&paths, &slot);
@@ -291,21 +678,21 @@ static __always_inline void split(const __u8 *src, __u32 len, __u32 slot)
 
 	if (!pb || !c)
 		return;
-	c->slot = slot;
-	c->n = 0;
 	if (len > KA_PATH_MAX - 1)
 		len = KA_PATH_MAX - 1;
 	pb->flags = 0;
+	pb->mode = KA_PB_STRING;
+	pb->have_string = 1;
 	pb->start = (KA_PATH_MAX - 1 - len) & (KA_PATH_MAX - 1);
 	pb->buf[KA_PATH_MAX - 1] = 0;
 	bpf_probe_read_kernel(&pb->buf[pb->start & (KA_PATH_MAX - 1)], len & (KA_PATH_MAX - 1), src);
+	c->slot = slot;
+	c->n = 0;
 	c->lo = pb->start;
 	c->i = KA_PATH_MAX - 1;
 	c->end = KA_PATH_MAX - 1;
 	bpf_loop(KA_PATH_MAX, split_step, NULL, 0);
-	pb->n = 0;
-	if (len)
-		pb->n = c->n;
+	pb->n = len ? c->n : 0;
 }
 
 SEC("raw_tp/ka_test_decide")
@@ -315,19 +702,43 @@ int ka_test_decide(void *ctx)
 	struct test_input *in = bpf_map_lookup_elem(&test_in, &zero);
 	struct test_output *out = bpf_map_lookup_elem(&test_out, &zero);
 	struct path_buf *obj, *exe;
-	__u32 exe_slot = KA_PATH_EXE;
+	struct kind_cfg *cfg;
+	struct task_src src = {};
+	struct walk_ctx *w;
+	__u32 mask;
 
 	if (!in || !out)
 		return 0;
+	out->d.verdict = KA_NOMATCH;
+	out->d.rule = 0;
 	split(in->path, in->path_len, KA_PATH_OBJECT);
 	split(in->exe, in->exe_len, KA_PATH_EXE);
 	obj = bpf_map_lookup_elem(&paths, &zero);
-	exe = bpf_map_lookup_elem(&paths, &exe_slot);
+	exe = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
 	if (!obj || !exe)
 		return 0;
 	obj->flags = in->flags;
-	decide(in->kind, in->op, in->not_owner, 0, &out->d);
+	exe->flags = in->exe_flags;
 	out->obj_n = obj->n;
 	out->exe_n = exe->n;
+	cfg = begin(in->kind, &out->d);
+	if (!cfg)
+		return 0;
+	w = start_walk(out->d.gen, 0, 0);
+	if (!w)
+		return 0;
+	walk_source(w, &src);
+	switch (in->kind) {
+	case KA_KIND_NETWORK:
+		mask = proto_mask(in->family, in->type, in->protocol);
+		if (mask)
+			decide_net(cfg, in->op, mask, &src, &out->d);
+		break;
+	case KA_KIND_CAPABILITIES:
+		decide_node(cfg, in->kind, in->op, KA_PSEUDO_CAP | (in->cap & 0xff), &src, &out->d);
+		break;
+	default:
+		decide_path(cfg, in->kind, in->op, in->not_owner, &src, &out->d);
+	}
 	return 0;
 }

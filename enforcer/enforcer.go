@@ -65,6 +65,7 @@ type Stats struct {
 	EventsLost     uint64 // observed events the kernel could not queue
 	PathsTruncated uint64
 	ScratchBusy    uint64
+	Torn           uint64 // decisions whose policy generation was rewritten meanwhile (decided as unresolvable)
 	Undelivered    uint64 // decoded events dropped because the consumer was slow
 	Malformed      uint64 // records that did not decode
 	UnknownCaller  uint64 // observed execs whose calling program was not known

@@ -63,6 +63,8 @@ struct path {
 struct file {
 	struct path f_path;
 	struct inode *f_inode;
+	unsigned int f_flags;
+	unsigned int f_mode;
 } __ka_core;
 
 struct mm_struct {
@@ -90,6 +92,20 @@ struct task_struct {
 
 struct linux_binprm {
 	struct file *file;
+} __ka_core;
+
+struct sock_common {
+	unsigned short skc_family;
+} __ka_core;
+
+struct sock {
+	struct sock_common __sk_common;
+	__u16 sk_type;
+	__u16 sk_protocol;
+} __ka_core;
+
+struct socket {
+	struct sock *sk;
 } __ka_core;
 
 #endif /* KA_KERNEL_H */

@@ -29,7 +29,47 @@ enum ka_verdict {
 /* Operations, numbered as match.Op in Go. */
 enum ka_op {
 	KA_OP_EXEC = 1,
+	KA_OP_OPEN_READ = 2,
+	KA_OP_OPEN_WRITE = 3,
+	KA_OP_CREATE = 4,
+	KA_OP_UNLINK = 5,
+	KA_OP_RMDIR = 6,
+	KA_OP_MKDIR = 7,
+	KA_OP_RENAME = 8,
+	KA_OP_LINK = 9,
+	KA_OP_SYMLINK = 10,
+	KA_OP_TRUNCATE = 11,
+	KA_OP_CHMOD = 12,
+	KA_OP_CHOWN = 13,
+	KA_OP_SOCKET_CREATE = 14,
+	KA_OP_CONNECT = 15,
+	KA_OP_ACCEPT = 16,
+	KA_OP_BIND = 17,
+	KA_OP_CAPABLE = 18,
 };
+
+/* Access classes: operations that every rule treats alike share rule map
+ * entries. Only readOnly tells a read from the other file operations. */
+enum ka_access {
+	KA_ACC_EXEC = 1,
+	KA_ACC_READ = 2,
+	KA_ACC_WRITE = 3,
+	KA_ACC_NET = 4,
+	KA_ACC_CAP = 5,
+};
+
+static __always_inline __u8 access_of(__u8 op)
+{
+	if (op == KA_OP_EXEC)
+		return KA_ACC_EXEC;
+	if (op == KA_OP_OPEN_READ)
+		return KA_ACC_READ;
+	if (op <= KA_OP_CHOWN)
+		return KA_ACC_WRITE;
+	if (op <= KA_OP_BIND)
+		return KA_ACC_NET;
+	return KA_ACC_CAP;
+}
 
 /* Rule kinds, numbered as policy.Kind in Go. */
 enum ka_kind {
@@ -46,6 +86,8 @@ enum ka_event_flag {
 	KA_EV_PATH_TRUNCATED = 1, /* the object path did not fit: decided as unresolvable */
 	KA_EV_EXE_TRUNCATED = 2,  /* the subject's executable path did not fit */
 	KA_EV_SCRATCH_BUSY = 4,   /* scratch space was in use (preempted program): decided as unresolvable */
+	KA_EV_DETACHED = 8,       /* the object is not reachable from a root (memfd, pseudo file): its name alone */
+	KA_EV_TORN = 16,          /* the policy generation was replaced during the decision: decided as unresolvable */
 };
 
 /* Per-CPU counters; user space sums them. Every place that can lose or
@@ -58,6 +100,7 @@ enum ka_counter {
 	KA_CNT_DENIED = 4,
 	KA_CNT_AUDITED = 5,
 	KA_CNT_EVENT_LOST = 6,    /* monitor: telemetry ring buffer full */
+	KA_CNT_TORN = 7,          /* decisions that found their generation rewritten */
 	KA_CNT_MAX = 8,
 };
 
@@ -72,8 +115,10 @@ static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
 
+	/* Atomic: a program preempted between load and store would lose the
+	 * other's count on a preemptible kernel. */
 	if (c)
-		*c += 1;
+		__sync_fetch_and_add(c, 1);
 }
 
 /* A per-CPU claim on the scratch maps. Programs run with migration disabled
@@ -101,22 +146,35 @@ static __always_inline void release_scratch(__u64 *b)
 	*b = 0;
 }
 
-/* A resolved path. The string is built right to left so it ends at
- * buf[KA_PATH_MAX - 1] (a NUL) and starts at buf[start]; off/len list its
- * components leaf first (index 0 is the last component). The buffer is twice
- * PATH_MAX so that the verifier can bound every masked write. */
+/*
+ * A path, as its components. A hook fills dent[] with the dentries from the
+ * object up to the root, leaf first, and reads names from them only when the
+ * trie walk needs them; the string is built (right to left, ending at
+ * buf[KA_PATH_MAX - 1]) only when an alert or a pattern needs it. The test
+ * program fills the string and off/len instead (mode KA_PB_STRING). buf is
+ * twice PATH_MAX so that the verifier can bound every masked write.
+ */
+enum ka_pb_mode {
+	KA_PB_DENTRY = 0,
+	KA_PB_STRING = 1,
+};
+
 struct path_buf {
+	__u64 dent[KA_MAX_DEPTH]; /* struct dentry *, leaf first */
+	__u16 off[KA_MAX_DEPTH];  /* string mode: component offsets in buf, leaf first */
+	__u8 len[KA_MAX_DEPTH];   /* string mode: component lengths */
 	__u8 buf[2 * KA_PATH_MAX];
-	__u16 off[KA_MAX_DEPTH];
-	__u8 len[KA_MAX_DEPTH];
-	__u32 n;     /* number of components */
-	__u32 start; /* index of the leading '/' */
-	__u32 flags; /* KA_EV_PATH_TRUNCATED when the path did not fit */
+	__u32 n;      /* number of components */
+	__u32 flags;  /* KA_EV_PATH_TRUNCATED when the path did not fit */
+	__u32 mode;   /* enum ka_pb_mode */
+	__u32 start;  /* the string starts at buf[start] ... */
+	__u32 have_string; /* ... once built */
+	__u32 pad;
 };
 
 static __always_inline __u32 path_len(const struct path_buf *pb)
 {
-	return (KA_PATH_MAX - 1) - pb->start;
+	return (KA_PATH_MAX - 1) - (pb->start & (KA_PATH_MAX - 1));
 }
 
 #endif /* KA_COMMON_H */

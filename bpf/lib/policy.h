@@ -2,18 +2,19 @@
 /*
  * Policy maps and the decision procedure. User space (enforcer/bpflsm)
  * compiles a policy set into these maps; the layout is documented beside the
- * Go code that writes them (enforcer/bpflsm/maps.go).
+ * Go code that writes them (enforcer/bpflsm/compile.go).
  *
  * Two generations of maps exist side by side. A new policy set is written
  * into the idle slot and made current by one 8-byte store to `active`, so a
  * hook sees either the whole old set or the whole new one, never a mix.
  *
  * Paths are matched through a trie of path components: trie[(parent, name)]
- * gives a node; rules[(node, source, type, op)] gives, for each action, the
- * most specific rule attached there. Walking the object's path from the root
- * visits directory rules from the shallowest to the deepest and the exact
- * path last, so "the last rule found for an action" is the most specific one,
- * exactly as the Go reference matcher (policy/match) ranks them.
+ * gives a node; rules[(node, source, type, access)] gives, for each action,
+ * the most specific rule attached there. Walking the object's path from the
+ * root visits directory rules from the shallowest to the deepest, then the
+ * object's own, so "the last rule found for an action" is the most specific
+ * one, exactly as the Go reference matcher (policy/match) ranks them.
+ * Protocols and capabilities are pseudo-nodes with rules of type EXACT.
  */
 #ifndef KA_POLICY_H
 #define KA_POLICY_H
@@ -22,6 +23,9 @@
 #include "path.h"
 
 #define KA_ROOT_NODE 1
+#define KA_EXECNAME_PARENT 0xffffffffu /* trie parent of execname entries */
+#define KA_PSEUDO_PROTO 0x80000000u    /* | protocol: node of a matchProtocols value */
+#define KA_PSEUDO_CAP 0x81000000u      /* | capability: node of a matchCapabilities value */
 
 struct trie_key {
 	__u32 parent;
@@ -34,19 +38,21 @@ struct trie_val {
 	__u32 flags; /* enum ka_node_flag */
 };
 
-/* How a rule attached to a node relates to the object being decided. */
+/* How a rule attached to a node relates to the object being decided, in
+ * the order they are applied: least specific first. */
 enum ka_key_type {
 	KA_KEY_ANCESTOR = 1, /* node is an ancestor directory, not the parent */
 	KA_KEY_PARENT = 2,   /* node is the object's parent directory */
 	KA_KEY_SELF = 3,     /* node is the object, as a directory */
-	KA_KEY_EXACT = 4,    /* node is the object, as an exact path */
+	KA_KEY_NAME = 4,     /* node is the object's file name (execname) */
+	KA_KEY_EXACT = 5,    /* node is the object; protocol and capability nodes */
 };
 
 enum ka_node_flag {
-	KA_NF_ANY_SHIFT = 0,        /* bit type-1: rules without fromSource */
-	KA_NF_SRC_SHIFT = 4,        /* bit 4+type-1: rules with fromSource */
-	KA_NF_SOURCE = 1 << 8,      /* the node is a fromSource executable */
-	KA_NF_ALLOWLIST_SHIFT = 8,  /* bit 8+kind: the source has an allow-list for kind */
+	KA_NF_ANY_SHIFT = 0,         /* bit type-1: rules without fromSource */
+	KA_NF_SRC_SHIFT = 8,         /* bit 8+type-1: rules with fromSource */
+	KA_NF_SOURCE = 1 << 16,      /* the node is a fromSource executable */
+	KA_NF_ALLOWLIST_SHIFT = 16,  /* bit 16+kind: the source has an allow-list for kind */
 };
 
 #define KA_NF_ANY(t) (1u << (KA_NF_ANY_SHIFT + (t) - 1))
@@ -57,7 +63,7 @@ struct rule_key {
 	__u32 node;
 	__u32 source; /* node of the fromSource executable, 0 for any */
 	__u8 type;    /* enum ka_key_type */
-	__u8 op;      /* enum ka_op */
+	__u8 access;  /* enum ka_access */
 	__u16 pad;
 };
 
@@ -72,6 +78,10 @@ struct kind_cfg {
 	__u8 has_block;
 	__u8 host_allowlist; /* an Allow rule without fromSource exists */
 	__u8 posture;        /* KA_POSTURE_AUDIT or KA_POSTURE_BLOCK */
+	__u8 has_names;      /* execname rules exist */
+	__u8 src_allowlist;  /* an Allow rule with fromSource exists */
+	__u8 has_sourced;    /* a rule with fromSource exists */
+	__u8 pad;
 };
 
 /* (set version << 1) | slot; 0 while no policy set is loaded. */
@@ -124,6 +134,18 @@ struct {
 	__type(value, struct active_gen);
 } active SEC(".maps");
 
+/* stamps[slot] is the generation whose maps the slot holds: user space sets
+ * it to 0 before rewriting a slot and to the new generation after. A
+ * decision that finds its slot's stamp changed read a slot being rewritten
+ * (possible only if it was preempted across two updates) and does not
+ * trust what it found. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} stamps SEC(".maps");
+
 /* One trie key per CPU: it is too large for the stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -132,26 +154,49 @@ struct {
 	__type(value, struct trie_key);
 } keybuf SEC(".maps");
 
+/* What a process is as a fromSource subject, per generation. Found once per
+ * task by walking its executable's path through the trie, and forgotten
+ * when it execs or the generation changes, so hot hooks like capable do not
+ * walk a path each time. */
+struct task_src {
+	__u64 gen;
+	__u64 exe;    /* struct file * of the executable it was found for */
+	__u32 source; /* node of its executable if that is a fromSource, else 0 */
+	__u32 flags;  /* that node's flags (allow-lists) */
+	__u32 unknown; /* its executable's path could not be resolved */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_src);
+} task_srcs SEC(".maps");
+
 struct decision {
 	__u64 gen;
 	__u32 rule;
 	__u8 verdict;
+	__u8 pad[3];
 };
 
-/* Walk state; in a per-CPU map for the reason given in path.h. */
+/* A decision in progress. In a per-CPU map for the reason given in path.h. */
 struct walk_ctx {
 	__u32 slot;
-	__u32 which;  /* KA_PATH_OBJECT or KA_PATH_EXE */
-	__u32 idx;    /* components left to walk; the next is idx-1 */
+	__u32 which;    /* path slot being walked */
+	__u32 idx;      /* components left to walk; the next is idx-1 */
 	__u32 node;
-	__u32 flags;  /* of node */
-	__u32 terminal;
+	__u32 flags;    /* of node */
+	__u32 terminal; /* node of the whole path, if the walk got there */
 	__u32 tflags;
 	__u32 source;
-	__u32 best[3];
-	__u8 op;
+	__u32 best[3];  /* per action */
+	__u32 rank[3];  /* for merges by rank (protocols) */
+	__u8 access;
 	__u8 not_owner;
-	__u8 apply;   /* 0 while walking the executable's path */
+	__u8 apply;     /* 0 while walking the executable's path */
+	__u8 pad;
 };
 
 struct {
@@ -161,59 +206,75 @@ struct {
 	__type(value, struct walk_ctx);
 } walk_state SEC(".maps");
 
-static __always_inline void apply_rules(struct walk_ctx *w, __u32 node, __u32 flags, __u8 type)
+static __always_inline struct walk_ctx *walk_ctx(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&walk_state, &zero);
+}
+
+/* lookup_rules returns the rules for key in the current generation. */
+static __always_inline struct rule_val *lookup_rules(struct walk_ctx *w, struct rule_key *k)
 {
 	void *rules = bpf_map_lookup_elem(&rules_outer, &w->slot);
-	struct rule_key k = {.node = node, .type = type, .op = w->op};
+
+	return rules ? bpf_map_lookup_elem(rules, k) : NULL;
+}
+
+static __always_inline void take(struct walk_ctx *w, struct rule_val *v)
+{
+	for (int a = 0; a < 3; a++)
+		if (v->rule[a][w->not_owner & 1])
+			w->best[a] = v->rule[a][w->not_owner & 1];
+}
+
+/* apply_rules merges the rules of (node, type): those for any source, then
+ * the more specific ones for this source. */
+static __always_inline void apply_rules(struct walk_ctx *w, __u32 node, __u32 flags, __u8 type)
+{
+	struct rule_key k = {.node = node, .type = type, .access = w->access};
 	struct rule_val *v;
 
-	if (!rules)
-		return;
 	if (flags & KA_NF_ANY(type)) {
-		v = bpf_map_lookup_elem(rules, &k);
-		if (v) {
-			for (int a = 0; a < 3; a++)
-				if (v->rule[a][w->not_owner & 1])
-					w->best[a] = v->rule[a][w->not_owner & 1];
-		}
+		v = lookup_rules(w, &k);
+		if (v)
+			take(w, v);
 	}
 	if (w->source && (flags & KA_NF_SRC(type))) {
 		k.source = w->source;
-		v = bpf_map_lookup_elem(rules, &k);
-		if (v) {
-			for (int a = 0; a < 3; a++)
-				if (v->rule[a][w->not_owner & 1])
-					w->best[a] = v->rule[a][w->not_owner & 1];
-		}
+		v = lookup_rules(w, &k);
+		if (v)
+			take(w, v);
 	}
+}
+
+/* trie_child looks up component k of paths[w->which] under w->node. */
+static __always_inline struct trie_val *trie_child(struct walk_ctx *w, __u32 parent, __u32 k)
+{
+	__u32 zero = 0;
+	struct path_buf *pb = bpf_map_lookup_elem(&paths, &w->which);
+	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
+	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
+
+	if (!pb || !key || !trie)
+		return NULL;
+	key->parent = parent;
+	key->len = read_component(pb, k, key->name);
+	return bpf_map_lookup_elem(trie, key);
 }
 
 static long walk_step(__u32 i, void *unused)
 {
-	__u32 zero = 0, k, off, len;
-	struct walk_ctx *w = bpf_map_lookup_elem(&walk_state, &zero);
-	struct path_buf *pb;
-	struct trie_key *key;
+	struct walk_ctx *w = walk_ctx();
 	struct trie_val *v;
-	void *trie;
+	__u32 k;
 
 	if (!w || w->idx == 0)
 		return 1;
 	k = w->idx - 1;
-	pb = bpf_map_lookup_elem(&paths, &w->which);
-	key = bpf_map_lookup_elem(&keybuf, &zero);
-	trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
-	if (!pb || !key || !trie)
-		return 1;
 	if (w->apply)
 		apply_rules(w, w->node, w->flags, k == 0 ? KA_KEY_PARENT : KA_KEY_ANCESTOR);
-	off = pb->off[k & (KA_MAX_DEPTH - 1)];
-	len = pb->len[k & (KA_MAX_DEPTH - 1)];
-	key->parent = w->node;
-	key->len = len;
-	__builtin_memset(key->name, 0, sizeof(key->name));
-	bpf_probe_read_kernel(key->name, len & (KA_NAME_LEN - 1), &pb->buf[off & (KA_PATH_MAX - 1)]);
-	v = bpf_map_lookup_elem(trie, key);
+	v = trie_child(w, w->node, k);
 	if (!v)
 		return 1;
 	w->node = v->node;
@@ -226,12 +287,13 @@ static long walk_step(__u32 i, void *unused)
 	return 0;
 }
 
-/* root_flags returns the flags of the root node, "/". */
-static __always_inline __u32 root_flags(__u32 slot)
+/* trie_node returns the node and flags of (parent, empty name) or, for the
+ * root, of "/". */
+static __always_inline __u32 root_flags(struct walk_ctx *w)
 {
 	__u32 zero = 0;
 	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
-	void *trie = bpf_map_lookup_elem(&trie_outer, &slot);
+	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
 	struct trie_val *v;
 
 	if (!key || !trie)
@@ -243,84 +305,115 @@ static __always_inline __u32 root_flags(__u32 slot)
 	return v ? v->flags : 0;
 }
 
-/*
- * decide decides op (of kind) on the object in paths[KA_PATH_OBJECT] by the
- * process whose executable is in paths[KA_PATH_EXE]. It mirrors
- * match.(*Matcher).Decide for the path-based kinds.
- */
-static __always_inline void decide(__u8 kind, __u8 op, __u8 not_owner, __u32 extra_flags, struct decision *d)
+/* begin reads the current generation and the settings of kind; NULL when
+ * no rule of kind is in force, which is most calls of most hooks. */
+static __always_inline struct kind_cfg *begin(__u8 kind, struct decision *d)
 {
 	__u32 zero = 0, idx;
 	struct active_gen *ag = bpf_map_lookup_elem(&active, &zero);
-	struct path_buf *obj, *exe;
-	struct walk_ctx *w = bpf_map_lookup_elem(&walk_state, &zero);
 	struct kind_cfg *cfg;
-	__u32 exe_flags = 0;
-	__u64 gen;
 
 	d->verdict = KA_NOMATCH;
 	d->rule = 0;
 	d->gen = 0;
-	if (!ag || !w)
-		return;
-	__builtin_memset(w, 0, sizeof(*w));
-	gen = *(volatile __u64 *)&ag->gen;
-	if (!gen)
-		return;
-	d->gen = gen;
-	w->slot = gen & 1;
-	idx = w->slot * KA_KIND_SLOTS + kind;
+	if (!ag)
+		return NULL;
+	d->gen = *(volatile __u64 *)&ag->gen;
+	if (!d->gen)
+		return NULL;
+	idx = (d->gen & 1) * KA_KIND_SLOTS + kind;
 	cfg = bpf_map_lookup_elem(&kinds, &idx);
 	if (!cfg || !cfg->has_rules)
-		return;
-	count(KA_CNT_DECISIONS);
+		return NULL;
+	return cfg;
+}
 
-	/* The executable: find its node, if it is a fromSource. */
-	exe = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
-	if (exe && exe->n && !(exe->flags & KA_EV_PATH_TRUNCATED)) {
-		w->which = KA_PATH_EXE;
-		w->idx = exe->n;
-		w->node = KA_ROOT_NODE;
-		bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
-		if (w->idx == 0 && (w->tflags & KA_NF_SOURCE)) {
-			w->source = w->terminal;
-			exe_flags = w->tflags;
-		}
-	}
-	w->terminal = 0;
-	w->tflags = 0;
+/* walk_source finds the fromSource node of the executable in
+ * paths[KA_PATH_EXE]: its node if the whole path is in the trie and is
+ * marked as a source. */
+static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out)
+{
+	struct path_buf *exe = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
 
-	obj = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_OBJECT});
-	if (!obj)
+	out->source = 0;
+	out->flags = 0;
+	out->unknown = 0;
+	if (!exe)
 		return;
-	if ((obj->flags | extra_flags) & (KA_EV_PATH_TRUNCATED | KA_EV_SCRATCH_BUSY)) {
-		/* No rule can be checked: fail closed where the kind blocks. */
-		if (cfg->has_block || ((cfg->host_allowlist || (exe_flags & KA_NF_ALLOWLIST(kind))) &&
-				       cfg->posture == KA_POSTURE_BLOCK))
-			d->verdict = KA_POSTURE_BLOCK;
-		else
-			d->verdict = KA_POSTURE_AUDIT;
+	if (exe->flags & KA_EV_PATH_TRUNCATED) {
+		out->unknown = 1;
 		return;
 	}
-
-	w->which = KA_PATH_OBJECT;
-	w->idx = obj->n;
+	if (!exe->n || (exe->flags & KA_EV_DETACHED))
+		return;
+	w->which = KA_PATH_EXE;
+	w->idx = exe->n;
 	w->node = KA_ROOT_NODE;
-	w->flags = root_flags(w->slot);
-	w->op = op;
-	w->not_owner = not_owner;
-	w->apply = 1;
-	if (obj->n == 0) {
-		w->terminal = KA_ROOT_NODE;
-		w->tflags = w->flags;
-	} else {
-		bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
+	w->terminal = 0;
+	w->apply = 0;
+	bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
+	if (w->idx == 0 && (w->tflags & KA_NF_SOURCE)) {
+		out->source = w->terminal;
+		out->flags = w->tflags;
 	}
-	if (w->terminal) {
-		apply_rules(w, w->terminal, w->tflags, KA_KEY_SELF);
-		apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
-	}
+}
 
+/* start_walk resets the walk state for a decision under gen. */
+static __always_inline struct walk_ctx *start_walk(__u64 gen, __u8 access, __u8 not_owner)
+{
+	struct walk_ctx *w = walk_ctx();
+
+	if (!w)
+		return NULL;
+	__builtin_memset(w, 0, sizeof(*w));
+	w->slot = gen & 1;
+	w->access = access;
+	w->not_owner = not_owner;
+	return w;
+}
+
+/* unresolvable decides when the object, or which rules apply to the
+ * subject, cannot be known: fail closed where the kind blocks. src is NULL
+ * when the subject is unknown, and then any source's allow-list may be it. */
+static __always_inline void unresolvable(struct kind_cfg *cfg, __u8 kind, const struct task_src *src,
+					 struct decision *d)
+{
+	int listed = cfg->host_allowlist || (src ? !!(src->flags & KA_NF_ALLOWLIST(kind)) : cfg->src_allowlist);
+
+	d->rule = 0;
+	if (cfg->has_block || (listed && cfg->posture == KA_POSTURE_BLOCK))
+		d->verdict = KA_POSTURE_BLOCK;
+	else
+		d->verdict = KA_POSTURE_AUDIT;
+}
+
+/* subject_unknown reports whether fromSource rules of the kind may apply to
+ * a subject whose executable could not be resolved. */
+static __always_inline int subject_unknown(struct kind_cfg *cfg, const struct task_src *src)
+{
+	return src->unknown && cfg->has_sourced;
+}
+
+/* torn reports whether the slot the decision read was rewritten meanwhile;
+ * see stamps. */
+static __always_inline int torn(const struct decision *d)
+{
+	__u32 slot = d->gen & 1;
+	__u64 *stamp = bpf_map_lookup_elem(&stamps, &slot);
+
+	return !stamp || *(volatile __u64 *)stamp != d->gen;
+}
+
+/* finish turns the rules found into a verdict: Block beats Audit beats
+ * Allow; with none, the posture if an allow-list covers the subject. */
+static __always_inline void finish(struct walk_ctx *w, struct kind_cfg *cfg, __u8 kind, __u32 src_flags,
+				   struct decision *d)
+{
+	if (torn(d)) {
+		count(KA_CNT_TORN);
+		unresolvable(cfg, kind, NULL, d);
+		return;
+	}
 	if (w->best[KA_BLOCK - 1]) {
 		d->verdict = KA_BLOCK;
 		d->rule = w->best[KA_BLOCK - 1];
@@ -330,9 +423,72 @@ static __always_inline void decide(__u8 kind, __u8 op, __u8 not_owner, __u32 ext
 	} else if (w->best[KA_ALLOW - 1]) {
 		d->verdict = KA_ALLOW;
 		d->rule = w->best[KA_ALLOW - 1];
-	} else if (cfg->host_allowlist || (exe_flags & KA_NF_ALLOWLIST(kind))) {
+	} else if (cfg->host_allowlist || (src_flags & KA_NF_ALLOWLIST(kind))) {
 		d->verdict = cfg->posture == KA_POSTURE_BLOCK ? KA_POSTURE_BLOCK : KA_POSTURE_AUDIT;
 	}
+}
+
+/*
+ * decide_path decides op (of a path kind) on the object in
+ * paths[KA_PATH_OBJECT] by a subject whose fromSource identity is src. It
+ * mirrors match.(*Matcher).Decide.
+ */
+static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op, __u8 not_owner,
+					const struct task_src *src, struct decision *d)
+{
+	struct path_buf *obj = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_OBJECT});
+	struct walk_ctx *w = start_walk(d->gen, access_of(op), not_owner);
+	struct trie_val *name;
+
+	if (!obj || !w)
+		return;
+	count(KA_CNT_DECISIONS);
+	if ((obj->flags & KA_EV_PATH_TRUNCATED) || subject_unknown(cfg, src)) {
+		unresolvable(cfg, kind, src->unknown ? NULL : src, d);
+		return;
+	}
+	w->source = src->source;
+	w->which = KA_PATH_OBJECT;
+	w->idx = obj->n;
+	w->node = KA_ROOT_NODE;
+	w->flags = root_flags(w);
+	w->apply = 1;
+	if (obj->flags & KA_EV_DETACHED) {
+		/* A name, not a path: only execname rules can match. */
+	} else if (obj->n == 0) {
+		w->terminal = KA_ROOT_NODE;
+		w->tflags = w->flags;
+	} else {
+		bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
+	}
+	if (w->terminal)
+		apply_rules(w, w->terminal, w->tflags, KA_KEY_SELF);
+	if (cfg->has_names && obj->n) {
+		name = trie_child(w, KA_EXECNAME_PARENT, 0);
+		if (name)
+			apply_rules(w, name->node, name->flags, KA_KEY_NAME);
+	}
+	if (w->terminal)
+		apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
+	finish(w, cfg, kind, src->flags, d);
+}
+
+/* decide_node decides on one pseudo-node (a capability). */
+static __always_inline void decide_node(struct kind_cfg *cfg, __u8 kind, __u8 op, __u32 node,
+					const struct task_src *src, struct decision *d)
+{
+	struct walk_ctx *w = start_walk(d->gen, access_of(op), 0);
+
+	if (!w)
+		return;
+	count(KA_CNT_DECISIONS);
+	if (subject_unknown(cfg, src)) {
+		unresolvable(cfg, kind, NULL, d);
+		return;
+	}
+	w->source = src->source;
+	apply_rules(w, node, KA_NF_ANY(KA_KEY_EXACT) | KA_NF_SRC(KA_KEY_EXACT), KA_KEY_EXACT);
+	finish(w, cfg, kind, src->flags, d);
 }
 
 #endif /* KA_POLICY_H */

@@ -12,20 +12,26 @@ import (
 //
 //	trie   hash   {parent node, name length, name[256] zero padded} -> {node, flags}
 //	              The root "/" is {0, 0, ""} -> {1, flags}. Every rule object
-//	              path and every fromSource path has a node; node IDs start at 1.
-//	              flags: bit type-1 = rules without fromSource at this node for
-//	              key type `type`; bit 4+type-1 = rules with fromSource;
-//	              bit 8 = the node is a fromSource executable; bit 8+kind = that
-//	              source has an allow-list (an Allow rule) for kind.
-//	rules  hash   {node, source node or 0, key type, op} -> rule[action][owner]
-//	              key types: ANCESTOR (node is an ancestor directory of the
-//	              object, deeper than its parent), PARENT (node is the object's
-//	              directory), SELF (node is the object, as a directory), EXACT
-//	              (node is the object). rule[a][o] is the ID of the most
-//	              specific rule of action a (Allow, Audit, Block) at that key
-//	              covering the access when the subject owns the object (o=0)
-//	              or not (o=1); 0 for none.
-//	kinds  array  [slot*8 + kind] -> {has rules, has Block, host allow-list, posture}
+//	              path and every fromSource path has a node; node IDs start
+//	              at 1. execname rules are {0xffffffff, name} -> node.
+//	              flags: bit type-1 = rules without fromSource at this node
+//	              for key type `type`; bit 8+type-1 = rules with fromSource;
+//	              bit 16 = the node is a fromSource executable; bit 16+kind =
+//	              that source has an allow-list (an Allow rule) for kind.
+//	rules  hash   {node, source node or 0, key type, access} -> rule[action][owner]
+//	              key types, applied in this order: ANCESTOR (node is an
+//	              ancestor directory of the object, above its parent), PARENT
+//	              (the object's directory), SELF (the object, as a
+//	              directory), NAME (the object's file name), EXACT (the
+//	              object; also protocol nodes 0x80000000|protocol and
+//	              capability nodes 0x81000000|capability). access is exec,
+//	              read, write (every file operation but a read), net or cap.
+//	              rule[a][o] is the ID of the most specific rule of action a
+//	              (Allow, Audit, Block) at that key covering the access when
+//	              the subject owns the object (o=0) or not (o=1); 0 for none.
+//	kinds  array  [slot*8 + kind] -> {has rules, has Block, host allow-list, posture,
+//	              has execname, some source has an allow-list, has fromSource rules}
+//	stamps array  [slot] -> the generation the slot holds; 0 while it is rewritten
 //	active array  [0] -> (version << 1) | slot
 //
 // trie and rules are inner maps of trie_outer and rules_outer (one per slot),
@@ -53,8 +59,11 @@ type Spec struct {
 }
 
 const (
-	kindSlots = int(lsmKaKindKA_KIND_SLOTS)
-	rootNode  = 1
+	kindSlots       = int(lsmKaKindKA_KIND_SLOTS)
+	rootNode        = 1
+	execNameParent  = 0xffffffff
+	pseudoProtocol  = 0x80000000
+	pseudoCapabilty = 0x81000000
 )
 
 // Key types, from the C enum.
@@ -62,6 +71,7 @@ const (
 	keyAncestor = uint8(lsmKaKeyTypeKA_KEY_ANCESTOR)
 	keyParent   = uint8(lsmKaKeyTypeKA_KEY_PARENT)
 	keySelf     = uint8(lsmKaKeyTypeKA_KEY_SELF)
+	keyName     = uint8(lsmKaKeyTypeKA_KEY_NAME)
 	keyExact    = uint8(lsmKaKeyTypeKA_KEY_EXACT)
 )
 
@@ -73,11 +83,25 @@ func flagAllowList(k policy.Kind) uint32 {
 
 const flagSource = uint32(lsmKaNodeFlagKA_NF_SOURCE)
 
-// opsOf lists the operations the programs decide for a rule kind; nil for
-// kinds this enforcer does not enforce yet.
-func opsOf(k policy.Kind) []match.Op {
-	if k == policy.KindProcess {
-		return []match.Op{match.OpExec}
+// access is a class of operations that every rule treats alike; one
+// representative operation stands for each when asking the matcher.
+type access struct {
+	class uint8
+	op    match.Op
+}
+
+// accessesOf lists the access classes the programs decide for a rule kind;
+// nil for kinds this enforcer does not enforce yet.
+func accessesOf(k policy.Kind) []access {
+	switch k {
+	case policy.KindProcess:
+		return []access{{uint8(lsmKaAccessKA_ACC_EXEC), match.OpExec}}
+	case policy.KindFile:
+		return []access{{uint8(lsmKaAccessKA_ACC_READ), match.OpOpenRead}, {uint8(lsmKaAccessKA_ACC_WRITE), match.OpOpenWrite}}
+	case policy.KindNetwork:
+		return []access{{uint8(lsmKaAccessKA_ACC_NET), match.OpConnect}}
+	case policy.KindCapabilities:
+		return []access{{uint8(lsmKaAccessKA_ACC_CAP), match.OpCapable}}
 	}
 	return nil
 }
@@ -125,28 +149,32 @@ type compiler struct {
 func (c *compiler) node(path string) uint32 {
 	id := uint32(rootNode)
 	for comp := range strings.SplitSeq(strings.Trim(path, "/"), "/") {
-		if comp == "" {
-			continue
+		if comp != "" {
+			id = c.child(id, comp)
 		}
-		k := nodeKey{parent: id, name: comp}
-		next, ok := c.nodes[k]
-		if !ok {
-			next = uint32(len(c.nodes) + 1)
-			c.nodes[k] = next
-			c.names[next] = k
-		}
-		id = next
+	}
+	return id
+}
+
+func (c *compiler) child(parent uint32, name string) uint32 {
+	k := nodeKey{parent: parent, name: name}
+	id, ok := c.nodes[k]
+	if !ok {
+		id = uint32(len(c.nodes) + 1)
+		c.nodes[k] = id
+		c.names[id] = k
 	}
 	return id
 }
 
 func (c *compiler) add(r *policy.Rule) error {
-	ops := opsOf(r.Kind)
-	if ops == nil {
+	accesses := accessesOf(r.Kind)
+	if accesses == nil {
 		return fmt.Errorf("%s rules are not enforced by the BPF-LSM enforcer in this version", strings.ToLower(r.Kind.String()))
 	}
 	var obj uint32
 	var types []uint8
+	pseudo := false
 	switch r.Match {
 	case policy.MatchPath:
 		obj, types = c.node(r.Path), []uint8{keyExact}
@@ -155,6 +183,13 @@ func (c *compiler) add(r *policy.Rule) error {
 		if r.Recursive {
 			types = append(types, keyAncestor)
 		}
+	case policy.MatchExecName:
+		obj, types = c.child(execNameParent, r.Path), []uint8{keyName}
+		c.spec.Kinds[r.Kind].HasNames = 1
+	case policy.MatchProtocol:
+		obj, types, pseudo = pseudoProtocol|uint32(r.Protocol), []uint8{keyExact}, true
+	case policy.MatchCapability:
+		obj, types, pseudo = pseudoCapabilty|uint32(r.Capability), []uint8{keyExact}, true
 	default:
 		return fmt.Errorf("%s %s rules are not enforced by the BPF-LSM enforcer in this version",
 			strings.ToLower(r.Kind.String()), r.Match)
@@ -176,13 +211,15 @@ func (c *compiler) add(r *policy.Rule) error {
 	}
 	for _, src := range sources {
 		for _, t := range types {
-			if src == 0 {
+			switch {
+			case pseudo:
+			case src == 0:
 				c.flags[obj] |= flagAny(t)
-			} else {
+			default:
 				c.flags[obj] |= flagSrc(t)
 			}
-			for _, op := range ops {
-				c.attach(lsmRuleKey{Node: obj, Source: src, Type: t, Op: uint8(op)}, r, op)
+			for _, a := range accesses {
+				c.attach(lsmRuleKey{Node: obj, Source: src, Type: t, Access: a.class}, r, a.op)
 			}
 		}
 	}
@@ -240,6 +277,12 @@ func (c *compiler) finish(set *policy.Set) {
 		}
 		if r.Action == policy.ActionAllow && len(r.Sources) == 0 {
 			k.HostAllowlist = 1
+		}
+		if len(r.Sources) > 0 {
+			k.HasSourced = 1
+			if r.Action == policy.ActionAllow {
+				k.SrcAllowlist = 1
+			}
 		}
 	}
 	for k := policy.KindProcess; k <= policy.KindSyscall; k++ {

@@ -66,29 +66,41 @@ func dumpSpec(s *Spec) string {
 		switch {
 		case e.Val.Node == rootNode:
 			names[e.Val.Node] = "/"
+		case e.Key.Parent == execNameParent:
+			names[e.Val.Node] = "name:" + name
 		case e.Key.Parent == rootNode:
 			names[e.Val.Node] = "/" + name
 		default:
 			names[e.Val.Node] = names[e.Key.Parent] + "/" + name
 		}
 	}
+	nodeName := func(n uint32) string {
+		switch n & 0xff000000 {
+		case pseudoProtocol:
+			return "protocol:" + policy.Protocol(n&0xff).String()
+		case pseudoCapabilty:
+			return "capability:" + policy.Capability(n&0xff).String()
+		}
+		return names[n]
+	}
 	fmt.Fprintf(&b, "version %d\n\ntrie:\n", s.Version)
 	for _, e := range s.Trie {
 		fmt.Fprintf(&b, "  %3d %-28s flags %#x\n", e.Val.Node, names[e.Val.Node], e.Val.Flags)
 	}
-	b.WriteString("\nrules: node source type op -> [allow owner/other] [audit owner/other] [block owner/other]\n")
-	types := map[uint8]string{keyAncestor: "ancestor", keyParent: "parent", keySelf: "self", keyExact: "exact"}
+	b.WriteString("\nrules: node source type access -> [allow owner/other] [audit owner/other] [block owner/other]\n")
+	types := map[uint8]string{keyAncestor: "ancestor", keyParent: "parent", keySelf: "self", keyName: "name", keyExact: "exact"}
+	accesses := map[uint8]string{1: "exec", 2: "read", 3: "write", 4: "net", 5: "cap"}
 	for _, e := range s.Rules {
 		src := "*"
 		if e.Key.Source != 0 {
 			src = names[e.Key.Source]
 		}
-		fmt.Fprintf(&b, "  %-22s %-14s %-8s %-4s -> %v\n", names[e.Key.Node], src, types[e.Key.Type], match.Op(e.Key.Op), e.Val.Rule)
+		fmt.Fprintf(&b, "  %-22s %-14s %-8s %-5s -> %v\n", nodeName(e.Key.Node), src, types[e.Key.Type], accesses[e.Key.Access], e.Val.Rule)
 	}
 	b.WriteString("\nkinds:\n")
 	for k, c := range s.Kinds {
 		if c != (lsmKindCfg{}) {
-			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d posture %d\n", policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.Posture)
+			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d posture %d execname %d\n", policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.Posture, c.HasNames)
 		}
 	}
 	return b.String()
@@ -100,10 +112,10 @@ func TestCompileRejects(t *testing.T) {
 		rule policy.Rule
 		want string
 	}{
-		{"file rules", policy.Rule{Kind: policy.KindFile, Match: policy.MatchPath, Path: "/etc/shadow", Action: policy.ActionBlock},
-			"file rules are not enforced by the BPF-LSM enforcer in this version"},
-		{"execname", policy.Rule{Kind: policy.KindProcess, Match: policy.MatchExecName, Path: "nc", Action: policy.ActionBlock},
-			"process execname rules are not enforced"},
+		{"syscall rules", policy.Rule{Kind: policy.KindSyscall, Match: policy.MatchSyscall, Syscalls: []string{"rmdir"}, Action: policy.ActionAudit},
+			"syscall rules are not enforced by the BPF-LSM enforcer in this version"},
+		{"patterns", policy.Rule{Kind: policy.KindFile, Match: policy.MatchPattern, Action: policy.ActionBlock},
+			"file pattern rules are not enforced"},
 		{"source directories", policy.Rule{Kind: policy.KindProcess, Match: policy.MatchPath, Path: "/bin/nc", Action: policy.ActionBlock,
 			Sources: []policy.Source{{Dir: "/opt/", Recursive: true}}}, "fromSource dir /opt/ is not enforced"},
 	}
@@ -135,6 +147,36 @@ func TestKernelNumbering(t *testing.T) {
 		{"POSTURE_AUDIT", uint32(lsmKaVerdictKA_POSTURE_AUDIT), uint32(match.PostureAudit)},
 		{"POSTURE_BLOCK", uint32(lsmKaVerdictKA_POSTURE_BLOCK), uint32(match.PostureBlock)},
 		{"OP_EXEC", uint32(lsmKaOpKA_OP_EXEC), uint32(match.OpExec)},
+		{"OP_OPEN_READ", uint32(lsmKaOpKA_OP_OPEN_READ), uint32(match.OpOpenRead)},
+		{"OP_OPEN_WRITE", uint32(lsmKaOpKA_OP_OPEN_WRITE), uint32(match.OpOpenWrite)},
+		{"OP_CREATE", uint32(lsmKaOpKA_OP_CREATE), uint32(match.OpCreate)},
+		{"OP_UNLINK", uint32(lsmKaOpKA_OP_UNLINK), uint32(match.OpUnlink)},
+		{"OP_RMDIR", uint32(lsmKaOpKA_OP_RMDIR), uint32(match.OpRmdir)},
+		{"OP_MKDIR", uint32(lsmKaOpKA_OP_MKDIR), uint32(match.OpMkdir)},
+		{"OP_RENAME", uint32(lsmKaOpKA_OP_RENAME), uint32(match.OpRename)},
+		{"OP_LINK", uint32(lsmKaOpKA_OP_LINK), uint32(match.OpLink)},
+		{"OP_SYMLINK", uint32(lsmKaOpKA_OP_SYMLINK), uint32(match.OpSymlink)},
+		{"OP_TRUNCATE", uint32(lsmKaOpKA_OP_TRUNCATE), uint32(match.OpTruncate)},
+		{"OP_CHMOD", uint32(lsmKaOpKA_OP_CHMOD), uint32(match.OpChmod)},
+		{"OP_CHOWN", uint32(lsmKaOpKA_OP_CHOWN), uint32(match.OpChown)},
+		{"OP_SOCKET_CREATE", uint32(lsmKaOpKA_OP_SOCKET_CREATE), uint32(match.OpSocketCreate)},
+		{"OP_CONNECT", uint32(lsmKaOpKA_OP_CONNECT), uint32(match.OpConnect)},
+		{"OP_ACCEPT", uint32(lsmKaOpKA_OP_ACCEPT), uint32(match.OpAccept)},
+		{"OP_BIND", uint32(lsmKaOpKA_OP_BIND), uint32(match.OpBind)},
+		{"OP_CAPABLE", uint32(lsmKaOpKA_OP_CAPABLE), uint32(match.OpCapable)},
+		{"PROTO_ALL", uint32(lsmKaProtoKA_PROTO_ALL), uint32(policy.ProtoAll)},
+		{"PROTO_TCP", uint32(lsmKaProtoKA_PROTO_TCP), uint32(policy.ProtoTCP)},
+		{"PROTO_UDP", uint32(lsmKaProtoKA_PROTO_UDP), uint32(policy.ProtoUDP)},
+		{"PROTO_ICMP", uint32(lsmKaProtoKA_PROTO_ICMP), uint32(policy.ProtoICMP)},
+		{"PROTO_ICMPV6", uint32(lsmKaProtoKA_PROTO_ICMPV6), uint32(policy.ProtoICMPv6)},
+		{"PROTO_RAW", uint32(lsmKaProtoKA_PROTO_RAW), uint32(policy.ProtoRaw)},
+		{"PROTO_SCTP", uint32(lsmKaProtoKA_PROTO_SCTP), uint32(policy.ProtoSCTP)},
+		{"PROTO_STREAM", uint32(lsmKaProtoKA_PROTO_STREAM), uint32(policy.ProtoStream)},
+		{"PROTO_DGRAM", uint32(lsmKaProtoKA_PROTO_DGRAM), uint32(policy.ProtoDgram)},
+		{"PROTO_RDM", uint32(lsmKaProtoKA_PROTO_RDM), uint32(policy.ProtoRDM)},
+		{"PROTO_SEQPACKET", uint32(lsmKaProtoKA_PROTO_SEQPACKET), uint32(policy.ProtoSeqPacket)},
+		{"PROTO_DCCP", uint32(lsmKaProtoKA_PROTO_DCCP), uint32(policy.ProtoDCCP)},
+		{"PROTO_PACKET", uint32(lsmKaProtoKA_PROTO_PACKET), uint32(policy.ProtoPacket)},
 		{"KIND_PROCESS", uint32(lsmKaKindKA_KIND_PROCESS), uint32(policy.KindProcess)},
 		{"KIND_FILE", uint32(lsmKaKindKA_KIND_FILE), uint32(policy.KindFile)},
 		{"KIND_NETWORK", uint32(lsmKaKindKA_KIND_NETWORK), uint32(policy.KindNetwork)},

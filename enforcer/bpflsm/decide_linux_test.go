@@ -52,7 +52,7 @@ func newTestDecider(t *testing.T) *testDecider {
 	t.Cleanup(func() {
 		d.objs.closeInner()
 		for _, c := range []interface{ Close() error }{d.objs.Prog, d.objs.In, d.objs.Out, d.objs.TrieOuter,
-			d.objs.RulesOuter, d.objs.Kinds, d.objs.Active, d.objs.Counters} {
+			d.objs.RulesOuter, d.objs.Kinds, d.objs.Active, d.objs.Stamps, d.objs.Counters} {
 			c.Close()
 		}
 	})
@@ -70,9 +70,16 @@ func (d *testDecider) apply(t testing.TB, set *policy.Set) {
 	}
 }
 
-func (d *testDecider) decide(t testing.TB, s match.Subject, o match.Object) match.Decision {
+func (d *testDecider) decide(t testing.TB, op match.Op, s match.Subject, o match.Object) match.Decision {
 	t.Helper()
-	in := lsmTestInput{Kind: uint32(policy.KindProcess), Op: uint32(match.OpExec)}
+	in := lsmTestInput{
+		Kind:     uint32(op.Kind()),
+		Op:       uint32(op),
+		Family:   uint32(o.Socket.Family),
+		Type:     uint32(o.Socket.Type),
+		Protocol: uint32(o.Socket.Protocol),
+		Cap:      uint32(o.Capability),
+	}
 	in.PathLen = uint32(copy(in.Path[:], o.Path))
 	in.ExeLen = uint32(copy(in.Exe[:], s.Exe))
 	if s.UID != o.OwnerUID {
@@ -80,6 +87,9 @@ func (d *testDecider) decide(t testing.TB, s match.Subject, o match.Object) matc
 	}
 	if o.PathTooLong {
 		in.Flags = uint32(lsmKaEventFlagKA_EV_PATH_TRUNCATED)
+	}
+	if s.ExeUnknown {
+		in.ExeFlags = uint32(lsmKaEventFlagKA_EV_PATH_TRUNCATED)
 	}
 	if err := d.objs.In.Put(uint32(0), &in); err != nil {
 		t.Fatal(err)
@@ -99,24 +109,27 @@ func (d *testDecider) decide(t testing.TB, s match.Subject, o match.Object) matc
 func TestDecideDifferential(t *testing.T) {
 	d := newTestDecider(t)
 	rng := rand.New(rand.NewPCG(1, 2))
-	const sets, queries = 400, 40
+	const sets, queries = 500, 40
 	seen := map[match.Verdict]int{}
+	kinds := map[policy.Kind]int{}
 	for i := range sets {
 		set := hostUniverse.randomSet(rng, uint64(i+1), "")
 		d.apply(t, set)
 		m := match.New(set)
 		for range queries {
-			s, o := hostUniverse.randomQuery(rng, "")
-			o.PathTooLong = rng.IntN(50) == 0
-			want := m.Decide(match.OpExec, s, o)
+			op, s, o := hostUniverse.randomQuery(rng, "")
+			o.PathTooLong = o.Path != "" && rng.IntN(50) == 0
+			s.ExeUnknown = rng.IntN(50) == 0
+			want := m.Decide(op, s, o)
 			seen[want.Verdict]++
-			if got := d.decide(t, s, o); got != want {
-				t.Fatalf("set %d: exec %s by %s (owner uid %d): kernel %v, matcher %v\nrules:\n%s",
-					i, o.Path, s.Exe, o.OwnerUID, got, want, dumpRules(set))
+			kinds[op.Kind()]++
+			if got := d.decide(t, op, s, o); got != want {
+				t.Fatalf("set %d: %v by %s (uid %d) on %+v: kernel %v, matcher %v\nrules:\n%s",
+					i, op, s.Exe, s.UID, o, got, want, dumpRules(set))
 			}
 		}
 	}
-	t.Logf("%d decisions agree: %v", sets*queries, seen)
+	t.Logf("%d decisions agree: %v, by kind %v", sets*queries, seen, kinds)
 	for v := match.NoMatch; v <= match.PostureBlock; v++ {
 		if seen[v] == 0 {
 			t.Errorf("the generator never produced verdict %v: the test does not cover it", v)

@@ -29,12 +29,40 @@ type Options struct {
 	Logger        *slog.Logger
 }
 
+// hooks are the LSM programs, one per hook.
+type hooks struct {
+	BprmCheck     *ebpf.Program `ebpf:"ka_bprm_check"`
+	FileOpen      *ebpf.Program `ebpf:"ka_file_open"`
+	PathUnlink    *ebpf.Program `ebpf:"ka_path_unlink"`
+	PathRmdir     *ebpf.Program `ebpf:"ka_path_rmdir"`
+	PathMkdir     *ebpf.Program `ebpf:"ka_path_mkdir"`
+	PathMknod     *ebpf.Program `ebpf:"ka_path_mknod"`
+	PathSymlink   *ebpf.Program `ebpf:"ka_path_symlink"`
+	PathLink      *ebpf.Program `ebpf:"ka_path_link"`
+	PathRename    *ebpf.Program `ebpf:"ka_path_rename"`
+	PathTruncate  *ebpf.Program `ebpf:"ka_path_truncate"`
+	PathChmod     *ebpf.Program `ebpf:"ka_path_chmod"`
+	PathChown     *ebpf.Program `ebpf:"ka_path_chown"`
+	SocketCreate  *ebpf.Program `ebpf:"ka_socket_create"`
+	SocketConnect *ebpf.Program `ebpf:"ka_socket_connect"`
+	SocketBind    *ebpf.Program `ebpf:"ka_socket_bind"`
+	SocketAccept  *ebpf.Program `ebpf:"ka_socket_accept"`
+	Capable       *ebpf.Program `ebpf:"ka_capable"`
+	BprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
+}
+
+func (h *hooks) all() []*ebpf.Program {
+	return []*ebpf.Program{h.BprmCheck, h.FileOpen, h.PathUnlink, h.PathRmdir, h.PathMkdir, h.PathMknod,
+		h.PathSymlink, h.PathLink, h.PathRename, h.PathTruncate, h.PathChmod, h.PathChown,
+		h.SocketCreate, h.SocketConnect, h.SocketBind, h.SocketAccept, h.Capable, h.BprmCommitted}
+}
+
 // Enforcer is the BPF-LSM enforcer.
 type Enforcer struct {
 	log  *slog.Logger
 	objs struct {
-		Check  *ebpf.Program `ebpf:"ka_bprm_check"`
-		Alerts *ebpf.Map     `ebpf:"alerts"`
+		hooks
+		Alerts *ebpf.Map `ebpf:"alerts"`
 		policyMaps
 	}
 	links []link.Link
@@ -68,12 +96,14 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 		return nil, fmt.Errorf("load BPF-LSM programs: %w", err)
 	}
-	l, err := link.AttachLSM(link.LSMOptions{Program: e.objs.Check})
-	if err != nil {
-		e.Close()
-		return nil, fmt.Errorf("attach bprm_check_security: %w", err)
+	for _, p := range e.objs.all() {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("attach %s: %w", p, err)
+		}
+		e.links = append(e.links, l)
 	}
-	e.links = append(e.links, l)
 	return e, nil
 }
 
@@ -139,6 +169,7 @@ func (e *Enforcer) Stats() enforcer.Stats {
 		AlertsLost:     c[lsmKaCounterKA_CNT_ALERT_LOST],
 		PathsTruncated: c[lsmKaCounterKA_CNT_PATH_TRUNCATED],
 		ScratchBusy:    c[lsmKaCounterKA_CNT_SCRATCH_BUSY],
+		Torn:           c[lsmKaCounterKA_CNT_TORN],
 		Undelivered:    e.undelivered.Load(),
 		Malformed:      e.malformed.Load(),
 	}
@@ -152,11 +183,11 @@ func (e *Enforcer) Close() error {
 	}
 	e.links = nil
 	e.objs.closeInner()
-	for _, c := range []interface{ Close() error }{e.objs.Check, e.objs.Alerts, e.objs.TrieOuter,
-		e.objs.RulesOuter, e.objs.Kinds, e.objs.Active, e.objs.Counters} {
-		if c != nil {
-			errs = append(errs, c.Close())
-		}
+	for _, p := range e.objs.all() {
+		errs = append(errs, p.Close())
+	}
+	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
+		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)
 }

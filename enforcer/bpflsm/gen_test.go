@@ -8,12 +8,15 @@ import (
 	"github.com/kubearmor/kubearmor-host/policy/match"
 )
 
-// universe is the set of paths generated cases draw from.
+// universe is the set of paths, sockets and capabilities generated cases
+// draw from.
 type universe struct {
 	dirs    []string // directory rules
-	files   []string // path rules and exec targets
+	files   []string // path rules and targets
+	names   []string // execname rules
 	sources []string // fromSource paths
-	exes    []string // executables that exec the targets
+	exes    []string // executables that act
+	kinds   []policy.Kind
 }
 
 // hostUniverse is chosen so that generated rules overlap: nested
@@ -21,42 +24,79 @@ type universe struct {
 // sources that are also objects, and paths no rule names.
 var hostUniverse = universe{
 	dirs:    []string{"/", "/a/", "/a/b/", "/a/b/c/", "/bin/", "/src/"},
-	files:   []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/s1"},
+	files:   []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/s1", "/a/b"},
+	names:   []string{"x", "y", "s1"},
 	sources: []string{"/src/s1", "/src/s2", "/a/b/x"},
 	exes:    []string{"/src/s1", "/src/s2", "/a/b/x", "/other/exe"},
+	kinds:   []policy.Kind{policy.KindProcess, policy.KindFile, policy.KindNetwork, policy.KindCapabilities},
 }
 
-// randomSet builds a process-rule set over the universe, with every path
-// under root (which is "" or a directory like "/t" without a trailing '/').
+// Sockets and capabilities the generator uses; each socket matches several
+// protocol names, so rules on "tcp", "stream" and "all" overlap.
+var (
+	genSockets = []policy.Socket{
+		{Family: 2, Type: 1, Protocol: 6},    // tcp
+		{Family: 10, Type: 2, Protocol: 17},  // udp6
+		{Family: 2, Type: 2, Protocol: 1},    // icmp datagram
+		{Family: 10, Type: 3, Protocol: 58},  // raw icmpv6
+		{Family: 2, Type: 5, Protocol: 132},  // sctp seqpacket
+		{Family: 17, Type: 3, Protocol: 768}, // packet
+		{Family: 1, Type: 1, Protocol: 0},    // unix: never governed
+	}
+	genProtocols = []policy.Protocol{policy.ProtoAll, policy.ProtoTCP, policy.ProtoUDP, policy.ProtoICMP,
+		policy.ProtoICMPv6, policy.ProtoRaw, policy.ProtoSCTP, policy.ProtoStream, policy.ProtoDgram,
+		policy.ProtoSeqPacket, policy.ProtoPacket}
+	genCaps   = []policy.Capability{0, 12, 13, 21}
+	fileOps   = []match.Op{match.OpOpenRead, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRename, match.OpChmod}
+	netOps    = []match.Op{match.OpSocketCreate, match.OpConnect, match.OpBind, match.OpAccept}
+	actions   = []policy.Action{policy.ActionAllow, policy.ActionAudit, policy.ActionBlock}
+	postures2 = []policy.Posture{policy.PostureAudit, policy.PostureBlock}
+)
+
+func pick[T any](rng *rand.Rand, s []T) T { return s[rng.IntN(len(s))] }
+
+// randomSet builds a rule set over the universe, with every path under root
+// (which is "" or a directory like "/t" without a trailing '/').
 func (u universe) randomSet(rng *rand.Rand, version uint64, root string) *policy.Set {
-	n := 1 + rng.IntN(8)
+	n := 1 + rng.IntN(10)
 	doc := &policy.Document{File: "gen.yaml", Line: 1, Name: "gen"}
 	for i := range n {
 		r := policy.Rule{
 			Policy:   "gen",
 			Origin:   policy.Origin{File: "gen.yaml", Line: i + 1, Field: fmt.Sprintf("rule[%d]", i)},
-			Kind:     policy.KindProcess,
-			Action:   []policy.Action{policy.ActionAllow, policy.ActionAudit, policy.ActionBlock}[rng.IntN(3)],
+			Kind:     pick(rng, u.kinds),
+			Action:   pick(rng, actions),
 			Severity: 1 + rng.IntN(10),
 		}
-		if rng.IntN(2) == 0 {
-			r.Match, r.Path = policy.MatchPath, root+u.files[rng.IntN(len(u.files))]
-		} else {
-			r.Match, r.Path, r.Recursive = policy.MatchDir, root+u.dirs[rng.IntN(len(u.dirs))], rng.IntN(2) == 0
+		switch r.Kind {
+		case policy.KindNetwork:
+			r.Match, r.Protocol = policy.MatchProtocol, pick(rng, genProtocols)
+		case policy.KindCapabilities:
+			r.Match, r.Capability = policy.MatchCapability, pick(rng, genCaps)
+		default:
+			switch rng.IntN(5) {
+			case 0, 1:
+				r.Match, r.Path = policy.MatchPath, root+pick(rng, u.files)
+			case 2, 3:
+				r.Match, r.Path, r.Recursive = policy.MatchDir, root+pick(rng, u.dirs), rng.IntN(2) == 0
+			default:
+				if r.Kind == policy.KindProcess {
+					r.Match, r.Path = policy.MatchExecName, pick(rng, u.names)
+				} else {
+					r.Match, r.Path = policy.MatchPath, root+pick(rng, u.files)
+				}
+			}
+			r.OwnerOnly = rng.IntN(5) == 0
+			r.ReadOnly = r.Kind == policy.KindFile && rng.IntN(4) == 0
 		}
-		r.OwnerOnly = rng.IntN(5) == 0
 		if rng.IntN(5) < 2 {
 			for range 1 + rng.IntN(2) {
-				r.Sources = append(r.Sources, policy.Source{Path: root + u.sources[rng.IntN(len(u.sources))]})
+				r.Sources = append(r.Sources, policy.Source{Path: root + pick(rng, u.sources)})
 			}
 		}
 		doc.Rules = append(doc.Rules, r)
 	}
-	postures := policy.Postures{
-		File:         []policy.Posture{policy.PostureAudit, policy.PostureBlock}[rng.IntN(2)],
-		Network:      policy.PostureAudit,
-		Capabilities: policy.PostureAudit,
-	}
+	postures := policy.Postures{File: pick(rng, postures2), Network: pick(rng, postures2), Capabilities: pick(rng, postures2)}
 	set, err := policy.NewSet(version, postures, []*policy.Document{doc})
 	if err != nil {
 		panic(err)
@@ -64,20 +104,35 @@ func (u universe) randomSet(rng *rand.Rand, version uint64, root string) *policy
 	return set
 }
 
-// randomQuery picks an exec of a universe file by a universe executable.
-func (u universe) randomQuery(rng *rand.Rand, root string) (match.Subject, match.Object) {
-	s := match.Subject{Exe: root + u.exes[rng.IntN(len(u.exes))], UID: 0}
-	o := match.Object{Path: root + u.files[rng.IntN(len(u.files))]}
+// randomQuery picks an operation of one of the universe's kinds.
+func (u universe) randomQuery(rng *rand.Rand, root string) (match.Op, match.Subject, match.Object) {
+	s := match.Subject{Exe: root + pick(rng, u.exes), UID: 0}
+	var o match.Object
+	var op match.Op
+	switch pick(rng, u.kinds) {
+	case policy.KindProcess:
+		op = match.OpExec
+	case policy.KindFile:
+		op = pick(rng, fileOps)
+	case policy.KindNetwork:
+		return pick(rng, netOps), s, match.Object{Socket: pick(rng, genSockets)}
+	case policy.KindCapabilities:
+		return match.OpCapable, s, match.Object{Capability: pick(rng, genCaps)}
+	}
+	o.Path = root + pick(rng, u.files)
 	if rng.IntN(3) == 0 {
 		o.OwnerUID = 1000
 	}
-	return s, o
+	return op, s, o
 }
 
 func describeRule(r *policy.Rule) string {
-	s := fmt.Sprintf("#%d %s %s %s", r.ID, r.Action, r.Match, r.Path)
+	s := fmt.Sprintf("#%d %s %s %s %s", r.ID, r.Kind, r.Action, r.Match, r.Object())
 	if r.Recursive {
 		s += " recursive"
+	}
+	if r.ReadOnly {
+		s += " readOnly"
 	}
 	if r.OwnerOnly {
 		s += " ownerOnly"

@@ -28,6 +28,8 @@ type lsmAlert struct {
 	Uid      uint32
 	OwnerUid uint32
 	Rule     uint32
+	Res0     uint32
+	Res1     uint32
 	Verdict  uint8
 	Op       uint8
 	Kind     uint8
@@ -43,13 +45,44 @@ type lsmAlertBuf struct {
 	Data [8192]uint8
 }
 
+type lsmBuildCtx struct {
+	_    structs.HostLayout
+	Slot uint32
+	K    uint32
+	Pos  uint32
+	Pad  uint32
+}
+
+type lsmCollectCtx struct {
+	_         structs.HostLayout
+	Dentry    uint64
+	Mnt       uint64
+	MntRoot   uint64
+	Slot      uint32
+	N         uint32
+	Total     uint32
+	Done      uint32
+	Truncated uint32
+	Detached  uint32
+}
+
 type lsmDecision struct {
 	_       structs.HostLayout
 	Gen     uint64
 	Rule    uint32
 	Verdict uint8
-	_       [3]byte
+	Pad     [3]uint8
 }
+
+type lsmKaAccess uint32
+
+const (
+	lsmKaAccessKA_ACC_EXEC  lsmKaAccess = 1
+	lsmKaAccessKA_ACC_READ  lsmKaAccess = 2
+	lsmKaAccessKA_ACC_WRITE lsmKaAccess = 3
+	lsmKaAccessKA_ACC_NET   lsmKaAccess = 4
+	lsmKaAccessKA_ACC_CAP   lsmKaAccess = 5
+)
 
 type lsmKaCounter uint32
 
@@ -61,6 +94,7 @@ const (
 	lsmKaCounterKA_CNT_DENIED         lsmKaCounter = 4
 	lsmKaCounterKA_CNT_AUDITED        lsmKaCounter = 5
 	lsmKaCounterKA_CNT_EVENT_LOST     lsmKaCounter = 6
+	lsmKaCounterKA_CNT_TORN           lsmKaCounter = 7
 	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 8
 )
 
@@ -70,6 +104,8 @@ const (
 	lsmKaEventFlagKA_EV_PATH_TRUNCATED lsmKaEventFlag = 1
 	lsmKaEventFlagKA_EV_EXE_TRUNCATED  lsmKaEventFlag = 2
 	lsmKaEventFlagKA_EV_SCRATCH_BUSY   lsmKaEventFlag = 4
+	lsmKaEventFlagKA_EV_DETACHED       lsmKaEventFlag = 8
+	lsmKaEventFlagKA_EV_TORN           lsmKaEventFlag = 16
 )
 
 type lsmKaKeyType uint32
@@ -78,7 +114,8 @@ const (
 	lsmKaKeyTypeKA_KEY_ANCESTOR lsmKaKeyType = 1
 	lsmKaKeyTypeKA_KEY_PARENT   lsmKaKeyType = 2
 	lsmKaKeyTypeKA_KEY_SELF     lsmKaKeyType = 3
-	lsmKaKeyTypeKA_KEY_EXACT    lsmKaKeyType = 4
+	lsmKaKeyTypeKA_KEY_NAME     lsmKaKeyType = 4
+	lsmKaKeyTypeKA_KEY_EXACT    lsmKaKeyType = 5
 )
 
 type lsmKaKind uint32
@@ -96,15 +133,51 @@ type lsmKaNodeFlag uint32
 
 const (
 	lsmKaNodeFlagKA_NF_ANY_SHIFT       lsmKaNodeFlag = 0
-	lsmKaNodeFlagKA_NF_SRC_SHIFT       lsmKaNodeFlag = 4
-	lsmKaNodeFlagKA_NF_SOURCE          lsmKaNodeFlag = 256
-	lsmKaNodeFlagKA_NF_ALLOWLIST_SHIFT lsmKaNodeFlag = 8
+	lsmKaNodeFlagKA_NF_SRC_SHIFT       lsmKaNodeFlag = 8
+	lsmKaNodeFlagKA_NF_SOURCE          lsmKaNodeFlag = 65536
+	lsmKaNodeFlagKA_NF_ALLOWLIST_SHIFT lsmKaNodeFlag = 16
 )
 
 type lsmKaOp uint32
 
 const (
-	lsmKaOpKA_OP_EXEC lsmKaOp = 1
+	lsmKaOpKA_OP_EXEC          lsmKaOp = 1
+	lsmKaOpKA_OP_OPEN_READ     lsmKaOp = 2
+	lsmKaOpKA_OP_OPEN_WRITE    lsmKaOp = 3
+	lsmKaOpKA_OP_CREATE        lsmKaOp = 4
+	lsmKaOpKA_OP_UNLINK        lsmKaOp = 5
+	lsmKaOpKA_OP_RMDIR         lsmKaOp = 6
+	lsmKaOpKA_OP_MKDIR         lsmKaOp = 7
+	lsmKaOpKA_OP_RENAME        lsmKaOp = 8
+	lsmKaOpKA_OP_LINK          lsmKaOp = 9
+	lsmKaOpKA_OP_SYMLINK       lsmKaOp = 10
+	lsmKaOpKA_OP_TRUNCATE      lsmKaOp = 11
+	lsmKaOpKA_OP_CHMOD         lsmKaOp = 12
+	lsmKaOpKA_OP_CHOWN         lsmKaOp = 13
+	lsmKaOpKA_OP_SOCKET_CREATE lsmKaOp = 14
+	lsmKaOpKA_OP_CONNECT       lsmKaOp = 15
+	lsmKaOpKA_OP_ACCEPT        lsmKaOp = 16
+	lsmKaOpKA_OP_BIND          lsmKaOp = 17
+	lsmKaOpKA_OP_CAPABLE       lsmKaOp = 18
+)
+
+type lsmKaProto uint32
+
+const (
+	lsmKaProtoKA_PROTO_ALL       lsmKaProto = 1
+	lsmKaProtoKA_PROTO_TCP       lsmKaProto = 2
+	lsmKaProtoKA_PROTO_UDP       lsmKaProto = 3
+	lsmKaProtoKA_PROTO_ICMP      lsmKaProto = 4
+	lsmKaProtoKA_PROTO_ICMPV6    lsmKaProto = 5
+	lsmKaProtoKA_PROTO_RAW       lsmKaProto = 6
+	lsmKaProtoKA_PROTO_SCTP      lsmKaProto = 7
+	lsmKaProtoKA_PROTO_STREAM    lsmKaProto = 8
+	lsmKaProtoKA_PROTO_DGRAM     lsmKaProto = 9
+	lsmKaProtoKA_PROTO_RDM       lsmKaProto = 10
+	lsmKaProtoKA_PROTO_SEQPACKET lsmKaProto = 11
+	lsmKaProtoKA_PROTO_DCCP      lsmKaProto = 12
+	lsmKaProtoKA_PROTO_PACKET    lsmKaProto = 13
+	lsmKaProtoKA_PROTO_MAX       lsmKaProto = 13
 )
 
 type lsmKaVerdict uint32
@@ -124,29 +197,24 @@ type lsmKindCfg struct {
 	HasBlock      uint8
 	HostAllowlist uint8
 	Posture       uint8
+	HasNames      uint8
+	SrcAllowlist  uint8
+	HasSourced    uint8
+	Pad           uint8
 }
 
 type lsmPathBuf struct {
-	_     structs.HostLayout
-	Buf   [8192]uint8
-	Off   [1024]uint16
-	Len   [1024]uint8
-	N     uint32
-	Start uint32
-	Flags uint32
-}
-
-type lsmResolveCtx struct {
-	_         structs.HostLayout
-	Dentry    uint64
-	Mnt       uint64
-	MntRoot   uint64
-	Slot      uint32
-	Pos       uint32
-	N         uint32
-	Done      uint32
-	Truncated uint32
-	_         [4]byte
+	_          structs.HostLayout
+	Dent       [1024]uint64
+	Off        [1024]uint16
+	Len        [1024]uint8
+	Buf        [8192]uint8
+	N          uint32
+	Flags      uint32
+	Mode       uint32
+	Start      uint32
+	HaveString uint32
+	Pad        uint32
 }
 
 type lsmRuleKey struct {
@@ -154,7 +222,7 @@ type lsmRuleKey struct {
 	Node   uint32
 	Source uint32
 	Type   uint8
-	Op     uint8
+	Access uint8
 	Pad    uint16
 }
 
@@ -172,6 +240,16 @@ type lsmSplitCtx struct {
 	N    uint32
 }
 
+type lsmTaskSrc struct {
+	_       structs.HostLayout
+	Gen     uint64
+	Exe     uint64
+	Source  uint32
+	Flags   uint32
+	Unknown uint32
+	Pad     uint32
+}
+
 type lsmTestInput struct {
 	_        structs.HostLayout
 	Path     [4096]uint8
@@ -182,6 +260,11 @@ type lsmTestInput struct {
 	Op       uint32
 	NotOwner uint32
 	Flags    uint32
+	ExeFlags uint32
+	Family   uint32
+	Type     uint32
+	Protocol uint32
+	Cap      uint32
 }
 
 type lsmTestOutput struct {
@@ -215,34 +298,55 @@ type lsmWalkCtx struct {
 	Tflags   uint32
 	Source   uint32
 	Best     [3]uint32
-	Op       uint8
+	Rank     [3]uint32
+	Access   uint8
 	NotOwner uint8
 	Apply    uint8
-	_        [1]byte
+	Pad      uint8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lsmMapActive        = "active"
-	lsmMapAlerts        = "alerts"
-	lsmMapBusy          = "busy"
-	lsmMapCounters      = "counters"
-	lsmMapEvbuf         = "evbuf"
-	lsmMapKeybuf        = "keybuf"
-	lsmMapKinds         = "kinds"
-	lsmMapPaths         = "paths"
-	lsmMapResolveState  = "resolve_state"
-	lsmMapRulesOuter    = "rules_outer"
-	lsmMapSplitState    = "split_state"
-	lsmMapTestIn        = "test_in"
-	lsmMapTestOut       = "test_out"
-	lsmMapTrieOuter     = "trie_outer"
-	lsmMapWalkState     = "walk_state"
-	lsmProgKaBprmCheck  = "ka_bprm_check"
-	lsmProgKaTestDecide = "ka_test_decide"
-	lsmVarKaUnusedTypes = "ka_unused_types"
+	lsmMapActive           = "active"
+	lsmMapAlerts           = "alerts"
+	lsmMapBuildState       = "build_state"
+	lsmMapBusy             = "busy"
+	lsmMapCollectState     = "collect_state"
+	lsmMapCounters         = "counters"
+	lsmMapEvbuf            = "evbuf"
+	lsmMapKeybuf           = "keybuf"
+	lsmMapKinds            = "kinds"
+	lsmMapPaths            = "paths"
+	lsmMapRulesOuter       = "rules_outer"
+	lsmMapSplitState       = "split_state"
+	lsmMapStamps           = "stamps"
+	lsmMapTaskSrcs         = "task_srcs"
+	lsmMapTestIn           = "test_in"
+	lsmMapTestOut          = "test_out"
+	lsmMapTrieOuter        = "trie_outer"
+	lsmMapWalkState        = "walk_state"
+	lsmProgKaBprmCheck     = "ka_bprm_check"
+	lsmProgKaBprmCommitted = "ka_bprm_committed"
+	lsmProgKaCapable       = "ka_capable"
+	lsmProgKaFileOpen      = "ka_file_open"
+	lsmProgKaPathChmod     = "ka_path_chmod"
+	lsmProgKaPathChown     = "ka_path_chown"
+	lsmProgKaPathLink      = "ka_path_link"
+	lsmProgKaPathMkdir     = "ka_path_mkdir"
+	lsmProgKaPathMknod     = "ka_path_mknod"
+	lsmProgKaPathRename    = "ka_path_rename"
+	lsmProgKaPathRmdir     = "ka_path_rmdir"
+	lsmProgKaPathSymlink   = "ka_path_symlink"
+	lsmProgKaPathTruncate  = "ka_path_truncate"
+	lsmProgKaPathUnlink    = "ka_path_unlink"
+	lsmProgKaSocketAccept  = "ka_socket_accept"
+	lsmProgKaSocketBind    = "ka_socket_bind"
+	lsmProgKaSocketConnect = "ka_socket_connect"
+	lsmProgKaSocketCreate  = "ka_socket_create"
+	lsmProgKaTestDecide    = "ka_test_decide"
+	lsmVarKaUnusedTypes    = "ka_unused_types"
 )
 
 // loadLsm returns the embedded CollectionSpec for lsm.
@@ -287,8 +391,25 @@ type lsmSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmProgramSpecs struct {
-	KaBprmCheck  *ebpf.ProgramSpec `ebpf:"ka_bprm_check"`
-	KaTestDecide *ebpf.ProgramSpec `ebpf:"ka_test_decide"`
+	KaBprmCheck     *ebpf.ProgramSpec `ebpf:"ka_bprm_check"`
+	KaBprmCommitted *ebpf.ProgramSpec `ebpf:"ka_bprm_committed"`
+	KaCapable       *ebpf.ProgramSpec `ebpf:"ka_capable"`
+	KaFileOpen      *ebpf.ProgramSpec `ebpf:"ka_file_open"`
+	KaPathChmod     *ebpf.ProgramSpec `ebpf:"ka_path_chmod"`
+	KaPathChown     *ebpf.ProgramSpec `ebpf:"ka_path_chown"`
+	KaPathLink      *ebpf.ProgramSpec `ebpf:"ka_path_link"`
+	KaPathMkdir     *ebpf.ProgramSpec `ebpf:"ka_path_mkdir"`
+	KaPathMknod     *ebpf.ProgramSpec `ebpf:"ka_path_mknod"`
+	KaPathRename    *ebpf.ProgramSpec `ebpf:"ka_path_rename"`
+	KaPathRmdir     *ebpf.ProgramSpec `ebpf:"ka_path_rmdir"`
+	KaPathSymlink   *ebpf.ProgramSpec `ebpf:"ka_path_symlink"`
+	KaPathTruncate  *ebpf.ProgramSpec `ebpf:"ka_path_truncate"`
+	KaPathUnlink    *ebpf.ProgramSpec `ebpf:"ka_path_unlink"`
+	KaSocketAccept  *ebpf.ProgramSpec `ebpf:"ka_socket_accept"`
+	KaSocketBind    *ebpf.ProgramSpec `ebpf:"ka_socket_bind"`
+	KaSocketConnect *ebpf.ProgramSpec `ebpf:"ka_socket_connect"`
+	KaSocketCreate  *ebpf.ProgramSpec `ebpf:"ka_socket_create"`
+	KaTestDecide    *ebpf.ProgramSpec `ebpf:"ka_test_decide"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -297,15 +418,18 @@ type lsmProgramSpecs struct {
 type lsmMapSpecs struct {
 	Active       *ebpf.MapSpec `ebpf:"active"`
 	Alerts       *ebpf.MapSpec `ebpf:"alerts"`
+	BuildState   *ebpf.MapSpec `ebpf:"build_state"`
 	Busy         *ebpf.MapSpec `ebpf:"busy"`
+	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Evbuf        *ebpf.MapSpec `ebpf:"evbuf"`
 	Keybuf       *ebpf.MapSpec `ebpf:"keybuf"`
 	Kinds        *ebpf.MapSpec `ebpf:"kinds"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
-	ResolveState *ebpf.MapSpec `ebpf:"resolve_state"`
 	RulesOuter   *ebpf.MapSpec `ebpf:"rules_outer"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
+	Stamps       *ebpf.MapSpec `ebpf:"stamps"`
+	TaskSrcs     *ebpf.MapSpec `ebpf:"task_srcs"`
 	TestIn       *ebpf.MapSpec `ebpf:"test_in"`
 	TestOut      *ebpf.MapSpec `ebpf:"test_out"`
 	TrieOuter    *ebpf.MapSpec `ebpf:"trie_outer"`
@@ -341,15 +465,18 @@ func (o *lsmObjects) Close() error {
 type lsmMaps struct {
 	Active       *ebpf.Map `ebpf:"active"`
 	Alerts       *ebpf.Map `ebpf:"alerts"`
+	BuildState   *ebpf.Map `ebpf:"build_state"`
 	Busy         *ebpf.Map `ebpf:"busy"`
+	CollectState *ebpf.Map `ebpf:"collect_state"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Evbuf        *ebpf.Map `ebpf:"evbuf"`
 	Keybuf       *ebpf.Map `ebpf:"keybuf"`
 	Kinds        *ebpf.Map `ebpf:"kinds"`
 	Paths        *ebpf.Map `ebpf:"paths"`
-	ResolveState *ebpf.Map `ebpf:"resolve_state"`
 	RulesOuter   *ebpf.Map `ebpf:"rules_outer"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
+	Stamps       *ebpf.Map `ebpf:"stamps"`
+	TaskSrcs     *ebpf.Map `ebpf:"task_srcs"`
 	TestIn       *ebpf.Map `ebpf:"test_in"`
 	TestOut      *ebpf.Map `ebpf:"test_out"`
 	TrieOuter    *ebpf.Map `ebpf:"trie_outer"`
@@ -360,15 +487,18 @@ func (m *lsmMaps) Close() error {
 	return _LsmClose(
 		m.Active,
 		m.Alerts,
+		m.BuildState,
 		m.Busy,
+		m.CollectState,
 		m.Counters,
 		m.Evbuf,
 		m.Keybuf,
 		m.Kinds,
 		m.Paths,
-		m.ResolveState,
 		m.RulesOuter,
 		m.SplitState,
+		m.Stamps,
+		m.TaskSrcs,
 		m.TestIn,
 		m.TestOut,
 		m.TrieOuter,
@@ -387,13 +517,47 @@ type lsmVariables struct {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmPrograms struct {
-	KaBprmCheck  *ebpf.Program `ebpf:"ka_bprm_check"`
-	KaTestDecide *ebpf.Program `ebpf:"ka_test_decide"`
+	KaBprmCheck     *ebpf.Program `ebpf:"ka_bprm_check"`
+	KaBprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
+	KaCapable       *ebpf.Program `ebpf:"ka_capable"`
+	KaFileOpen      *ebpf.Program `ebpf:"ka_file_open"`
+	KaPathChmod     *ebpf.Program `ebpf:"ka_path_chmod"`
+	KaPathChown     *ebpf.Program `ebpf:"ka_path_chown"`
+	KaPathLink      *ebpf.Program `ebpf:"ka_path_link"`
+	KaPathMkdir     *ebpf.Program `ebpf:"ka_path_mkdir"`
+	KaPathMknod     *ebpf.Program `ebpf:"ka_path_mknod"`
+	KaPathRename    *ebpf.Program `ebpf:"ka_path_rename"`
+	KaPathRmdir     *ebpf.Program `ebpf:"ka_path_rmdir"`
+	KaPathSymlink   *ebpf.Program `ebpf:"ka_path_symlink"`
+	KaPathTruncate  *ebpf.Program `ebpf:"ka_path_truncate"`
+	KaPathUnlink    *ebpf.Program `ebpf:"ka_path_unlink"`
+	KaSocketAccept  *ebpf.Program `ebpf:"ka_socket_accept"`
+	KaSocketBind    *ebpf.Program `ebpf:"ka_socket_bind"`
+	KaSocketConnect *ebpf.Program `ebpf:"ka_socket_connect"`
+	KaSocketCreate  *ebpf.Program `ebpf:"ka_socket_create"`
+	KaTestDecide    *ebpf.Program `ebpf:"ka_test_decide"`
 }
 
 func (p *lsmPrograms) Close() error {
 	return _LsmClose(
 		p.KaBprmCheck,
+		p.KaBprmCommitted,
+		p.KaCapable,
+		p.KaFileOpen,
+		p.KaPathChmod,
+		p.KaPathChown,
+		p.KaPathLink,
+		p.KaPathMkdir,
+		p.KaPathMknod,
+		p.KaPathRename,
+		p.KaPathRmdir,
+		p.KaPathSymlink,
+		p.KaPathTruncate,
+		p.KaPathUnlink,
+		p.KaSocketAccept,
+		p.KaSocketBind,
+		p.KaSocketConnect,
+		p.KaSocketCreate,
 		p.KaTestDecide,
 	)
 }

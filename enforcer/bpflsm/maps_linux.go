@@ -20,6 +20,7 @@ type policyMaps struct {
 	RulesOuter *ebpf.Map `ebpf:"rules_outer"`
 	Kinds      *ebpf.Map `ebpf:"kinds"`
 	Active     *ebpf.Map `ebpf:"active"`
+	Stamps     *ebpf.Map `ebpf:"stamps"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 
 	slot uint32
@@ -50,6 +51,12 @@ func (m *policyMaps) apply(s *Spec) error {
 		rules.Close()
 		return err
 	}
+	gen := s.Version<<1 | uint64(next)
+	// Unstamp the slot first: a program still deciding with the generation
+	// it held (preempted across two updates) then knows not to trust it.
+	if err := m.Stamps.Put(next, uint64(0)); err != nil {
+		return fail(fmt.Errorf("unstamp slot %d: %w", next, err))
+	}
 	tk, tv := make([]lsmTrieKey, len(s.Trie)), make([]lsmTrieVal, len(s.Trie))
 	for i, e := range s.Trie {
 		tk[i], tv[i] = e.Key, e.Val
@@ -75,7 +82,10 @@ func (m *policyMaps) apply(s *Spec) error {
 	if err := m.RulesOuter.Put(next, rules); err != nil {
 		return fail(fmt.Errorf("install rules map: %w", err))
 	}
-	if err := m.Active.Put(uint32(0), lsmActiveGen{Gen: s.Version<<1 | uint64(next)}); err != nil {
+	if err := m.Stamps.Put(next, gen); err != nil {
+		return fail(fmt.Errorf("stamp slot %d: %w", next, err))
+	}
+	if err := m.Active.Put(uint32(0), lsmActiveGen{Gen: gen}); err != nil {
 		return fail(fmt.Errorf("switch generation: %w", err))
 	}
 	for _, old := range m.held[next] {

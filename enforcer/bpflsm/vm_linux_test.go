@@ -31,8 +31,10 @@ import (
 var vmUniverse = universe{
 	dirs:    []string{"/", "/a/", "/a/b/", "/a/b/c/", "/bin/", "/src/"},
 	files:   []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/t"},
+	names:   []string{"x", "y"},
 	sources: []string{"/src/s1", "/src/s2"},
 	exes:    []string{"/src/s1", "/src/s2", "/other/exe"},
+	kinds:   []policy.Kind{policy.KindProcess},
 }
 
 // execServerEnv makes the test binary an exec server (see TestMain): it
@@ -196,7 +198,7 @@ func TestEnforceExecDifferential(t *testing.T) {
 		}
 		m := match.New(set)
 		for range queries {
-			s, o := vmUniverse.randomQuery(rng, root)
+			_, s, o := vmUniverse.randomQuery(rng, root)
 			if err := os.Chown(o.Path, int(o.OwnerUID), 0); err != nil {
 				t.Fatal(err)
 			}

@@ -45,7 +45,8 @@ const (
 	OpExec Op = iota + 1
 
 	OpOpenRead  // open for reading only
-	OpOpenWrite // open for writing or appending
+	OpOpenWrite // open for writing, appending or truncating
+	OpCreate    // create a file (open with O_CREAT of a new name, mknod)
 	OpUnlink
 	OpRmdir
 	OpMkdir
@@ -68,7 +69,7 @@ const (
 
 func (o Op) String() string {
 	names := [...]string{
-		OpExec: "exec", OpOpenRead: "open-read", OpOpenWrite: "open-write", OpUnlink: "unlink", OpRmdir: "rmdir",
+		OpExec: "exec", OpOpenRead: "open-read", OpOpenWrite: "open-write", OpCreate: "create", OpUnlink: "unlink", OpRmdir: "rmdir",
 		OpMkdir: "mkdir", OpRename: "rename", OpLink: "link", OpSymlink: "symlink", OpTruncate: "truncate",
 		OpChmod: "chmod", OpChown: "chown", OpSocketCreate: "socket-create", OpConnect: "connect",
 		OpAccept: "accept", OpBind: "bind", OpCapable: "capable", OpSyscall: "syscall",
@@ -105,6 +106,9 @@ type Subject struct {
 	Exe       string // its executable; for exec, the program calling execve
 	ParentExe string // its parent's executable, for reporting
 	UID       uint32
+	// ExeUnknown says the executable's path could not be resolved, so it
+	// is unknown whether fromSource rules apply.
+	ExeUnknown bool
 }
 
 // Object is what the operation is done to. Only the fields of the
@@ -157,9 +161,10 @@ const numKinds = int(policy.KindSyscall) + 1
 type Matcher struct {
 	set      *policy.Set
 	rules    [numKinds][]*policy.Rule
-	hostList [numKinds]bool            // an Allow rule without fromSource exists
-	srcList  [numKinds][]policy.Source // sources of Allow rules with fromSource
-	hasBlock [numKinds]bool
+	hostList   [numKinds]bool            // an Allow rule without fromSource exists
+	srcList    [numKinds][]policy.Source // sources of Allow rules with fromSource
+	hasBlock   [numKinds]bool
+	hasSourced [numKinds]bool // a rule with fromSource exists
 }
 
 // New indexes a policy set.
@@ -168,6 +173,9 @@ func New(set *policy.Set) *Matcher {
 	for r := range set.Rules() {
 		k := r.Kind
 		m.rules[k] = append(m.rules[k], r)
+		if len(r.Sources) > 0 {
+			m.hasSourced[k] = true
+		}
 		switch r.Action {
 		case policy.ActionAllow:
 			if len(r.Sources) == 0 {
@@ -193,7 +201,7 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 	if k == policy.KindNetwork && !o.Socket.IsNetwork() {
 		return Decision{}
 	}
-	if o.PathTooLong && (k == policy.KindProcess || k == policy.KindFile) {
+	if o.PathTooLong && (k == policy.KindProcess || k == policy.KindFile) || s.ExeUnknown && m.hasSourced[k] {
 		return m.unresolvable(k, s)
 	}
 	var best [policy.ActionBlock + 1]*policy.Rule
@@ -219,11 +227,16 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 	return Decision{}
 }
 
-// unresolvable decides an operation on a path too long to match. No rule
+// unresolvable decides an operation on a path too long to match, or by a
+// subject whose executable is unknown while fromSource rules exist. No rule
 // can be checked, so it fails closed when the kind blocks anything, and is
 // audited otherwise: a deep directory tree must not be a way around a Block.
 func (m *Matcher) unresolvable(k policy.Kind, s Subject) Decision {
-	if m.hasBlock[k] || (m.allowListed(k, s.Exe) && m.set.Postures().For(k) == policy.PostureBlock) {
+	listed := m.allowListed(k, s.Exe)
+	if s.ExeUnknown {
+		listed = m.hostList[k] || len(m.srcList[k]) > 0
+	}
+	if m.hasBlock[k] || (listed && m.set.Postures().For(k) == policy.PostureBlock) {
 		return Decision{Verdict: PostureBlock}
 	}
 	return Decision{Verdict: PostureAudit}
