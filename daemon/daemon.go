@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,9 +58,10 @@ type daemon struct {
 	loader *loader.Loader
 	sets   setHistory
 
-	reconciled *notify.Heartbeat
-	alerted    *notify.Heartbeat
-	readerDown atomic.Pointer[error]
+	reconciled  *notify.Heartbeat
+	alerted     *notify.Heartbeat
+	readerDown  atomic.Pointer[error]
+	watcherDown atomic.Pointer[error]
 
 	writeErrors atomic.Uint64
 	lastStats   enforcer.Stats
@@ -125,9 +127,9 @@ func (d *daemon) run(ctx context.Context) error {
 	defer wg.Wait()
 
 	// The first set is in force before anything reports ready. If the
-	// kernel refuses it, nothing is enforced: that is fatal, so systemd
-	// restarts the daemon and says it failed, rather than a READY=1 that
-	// protects nothing.
+	// directory cannot be trusted or the kernel refuses the set, nothing is
+	// enforced: that is fatal, so systemd says the service failed, rather
+	// than a READY=1 that protects nothing.
 	if err := d.reconcile("start"); err != nil {
 		return err
 	}
@@ -150,17 +152,19 @@ func (d *daemon) run(ctx context.Context) error {
 		defer wg.Done()
 		if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error("policy watcher stopped", "error", err)
+			d.watcherDown.Store(&err)
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		notify.RunWatchdog(ctx, d.opts.Notifier, d.reconciled.Check, d.alerted.Check, d.readerAlive)
+		notify.RunWatchdog(ctx, d.opts.Notifier, d.reconciled.Check, d.alerted.Check, d.readerAlive, d.watcherAlive)
 	}()
 
 	d.opts.Notifier.Ready(d.status())
 	tick := time.NewTicker(beatInterval)
 	defer tick.Stop()
 	lastStats := time.Now()
+	triggers := w.Triggers()
 	for {
 		d.reconciled.Beat()
 		select {
@@ -169,7 +173,13 @@ func (d *daemon) run(ctx context.Context) error {
 			d.logStats()
 			d.log.Info("stopping: policies are no longer enforced once the daemon exits")
 			return nil
-		case tr := <-w.Triggers():
+		case tr, ok := <-triggers:
+			if !ok {
+				// The watcher died (logged, and the watchdog stops, so
+				// systemd restarts the daemon); SIGHUP still reloads.
+				triggers = nil
+				continue
+			}
 			// Also on watch.ReasonStarted: a file may have changed between
 			// the start-up load and the watch; an unchanged set costs nothing.
 			_ = d.reconcile(tr.Reason + describePaths(tr.Paths)) // logged; the set in force stays
@@ -194,6 +204,13 @@ func describePaths(paths []string) string {
 	return ": " + strings.Join(paths, ", ")
 }
 
+func (d *daemon) watcherAlive() error {
+	if err := d.watcherDown.Load(); err != nil {
+		return fmt.Errorf("policy watcher stopped: %w", *err)
+	}
+	return nil
+}
+
 func (d *daemon) readerAlive() error {
 	if err := d.readerDown.Load(); err != nil {
 		return fmt.Errorf("event reader stopped: %w", *err)
@@ -203,12 +220,13 @@ func (d *daemon) readerAlive() error {
 
 // reconcile loads the policy directory and puts the result in force. On any
 // error the set in force stays: a bad file or a refused update never weakens
-// enforcement. It returns an error only when the kernel refused the set.
+// enforcement. It returns an error when nothing new could be put in force:
+// the directory could not be read or trusted, or the kernel refused the set.
 func (d *daemon) reconcile(reason string) error {
 	res, err := d.loader.Load(d.enf.Validate)
 	if err != nil {
-		d.log.Error("policy directory unreadable; the policy set in force stays", "dir", d.opts.Config.PolicyDir, "error", err)
-		return nil
+		d.log.Error("policy directory not loaded; the policy set in force stays", "dir", d.opts.Config.PolicyDir, "error", err)
+		return err
 	}
 	for _, f := range res.Files {
 		switch f.State {
@@ -228,12 +246,15 @@ func (d *daemon) reconcile(reason string) error {
 		d.log.Debug("policy set unchanged", "reason", reason)
 		return nil
 	}
+	warnSymlinks(d.log, res.Set)
+	// Known before the kernel uses it, so its first alerts name their policy.
+	d.sets.add(res.Set)
 	if err := d.enf.Apply(res.Set); err != nil {
+		d.sets.remove(res.Set)
 		d.log.Error("policy set not applied; the set in force stays", "version", res.Set.Version(), "error", err)
 		return fmt.Errorf("apply policy set %d: %w", res.Set.Version(), err)
 	}
 	res.Commit()
-	d.sets.add(res.Set)
 	kinds := res.Set.CountByKind()
 	d.log.Info("policy set applied", "reason", reason, "version", res.Set.Version(), "rules", res.Set.Len(),
 		"process_rules", kinds[policy.KindProcess], "summary", res.Summary(), "enforcer", d.enf.Name())
@@ -316,6 +337,12 @@ func (h *setHistory) add(s *policy.Set) {
 	if len(h.sets) > keepSets {
 		h.sets = h.sets[len(h.sets)-keepSets:]
 	}
+}
+
+func (h *setHistory) remove(s *policy.Set) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sets = slices.DeleteFunc(h.sets, func(x *policy.Set) bool { return x == s })
 }
 
 func (h *setHistory) current() *policy.Set {

@@ -51,9 +51,15 @@ type Event struct {
 	Comm     string
 	Path     string // the object
 	Exe      string // the subject's executable
-	// Truncated says the object path could not be resolved in full, and
-	// the decision was taken as for an unresolvable path.
+	// Truncated says the decision was taken as for an unresolvable path:
+	// the object's path did not fit, scratch space was busy, or the policy
+	// generation was replaced while deciding.
 	Truncated bool
+	// ExeTruncated says the subject's executable path did not fit.
+	ExeTruncated bool
+	// Res0 and Res1 describe a non-path object: the capability number, or
+	// the socket family and (type << 16 | protocol).
+	Res0, Res1 uint32
 }
 
 // Stats are counters an enforcer keeps. Every way to lose an event has one.

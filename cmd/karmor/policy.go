@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -25,9 +24,9 @@ func newValidateCmd() *cobra.Command {
 		Use:   "validate FILE...",
 		Short: "Check policy files with the daemon's own checks",
 		Long: `Parses and validates each file exactly as the daemon does, including whether
-the enforcer would accept every rule (with --enforcer=auto, the one this host
-would choose). Errors name the file, line and field. Exit status: 0 when every
-file is good, 1 when any is not, 2 on usage errors.`,
+the BPF-LSM enforcer can enforce every rule (--enforcer=none checks only what
+observe-only mode needs). Errors name the file, line and field. Exit status: 0
+when every file is good, 1 when any is not, 2 on usage errors.`,
 		Example: `  karmor policy validate /etc/kubearmor/policies/*.yaml
   karmor policy validate --enforcer=bpflsm my-policy.yaml`,
 		Args: cobra.MinimumNArgs(1),
@@ -35,7 +34,7 @@ file is good, 1 when any is not, 2 on usage errors.`,
 			if hostName == "" {
 				hostName, _ = os.Hostname()
 			}
-			check, err := enforcerCheck(cmd.Context(), enforcerFlag)
+			check, err := enforcerCheck(enforcerFlag)
 			if err != nil {
 				return err
 			}
@@ -45,33 +44,22 @@ file is good, 1 when any is not, 2 on usage errors.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&enforcerFlag, "enforcer", "auto", "check against this enforcer: auto, bpflsm or none")
+	cmd.Flags().StringVar(&enforcerFlag, "enforcer", detect.ConfigBPFLSM, "check against this enforcer: bpflsm or none")
 	cmd.Flags().StringVar(&hostName, "hostName", "", "host name for nodeSelector checks (default: this host's)")
 	return cmd
 }
 
-// enforcerCheck returns the compile check of the enforcer the daemon would
-// use, or nil for observe-only, which accepts every valid rule.
-func enforcerCheck(ctx context.Context, configured string) (func(*policy.Set) error, error) {
-	var e detect.Enforcer
+// enforcerCheck returns the compile check of an enforcer, or nil for
+// observe-only, which accepts every valid rule. It does not probe the host:
+// a file that passes here passes on every host this release supports.
+func enforcerCheck(configured string) (func(*policy.Set) error, error) {
 	switch configured {
 	case detect.ConfigBPFLSM:
-		e = detect.BPFLSM
-	case detect.ConfigNone:
-		e = detect.None
-	case detect.ConfigAuto:
-		choice, err := detect.Choose(configured, detect.Probe(ctx))
-		if err != nil {
-			return nil, err
-		}
-		e = choice.Enforcer
-	default:
-		return nil, fmt.Errorf("--enforcer: %w %q (auto, bpflsm or none)", detect.ErrUnknownEnforcer, configured)
-	}
-	if e == detect.BPFLSM {
 		return func(s *policy.Set) error { _, err := bpflsm.Compile(s); return err }, nil
+	case detect.ConfigNone:
+		return nil, nil
 	}
-	return nil, nil
+	return nil, fmt.Errorf("--enforcer: %w %q (bpflsm or none)", detect.ErrUnknownEnforcer, configured)
 }
 
 // validate checks the files together, as the daemon loads a directory, and

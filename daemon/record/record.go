@@ -97,6 +97,9 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 	if ev.Truncated {
 		a.Data = strings.TrimSpace(a.Data + " path=unresolvable")
 	}
+	if ev.ExeTruncated {
+		a.Data = strings.TrimSpace(a.Data + " exe=unresolvable")
+	}
 	switch ev.Verdict {
 	case match.PostureAudit, match.PostureBlock:
 		a.PolicyName = PolicyDefaultPosture

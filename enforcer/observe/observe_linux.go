@@ -89,8 +89,11 @@ func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error 
 	defer stop()
 	defer rd.Close()
 	// Seed after the programs are attached, so no process falls between
-	// the scan and the first event.
+	// the scan and the first event. Events queued before the scan may
+	// describe execs the scan already saw the result of: their caller is
+	// unknown.
 	procs := newProcTable(maxProcs)
+	seeded := bootNow()
 	seedFromProc(procs)
 	var rec ringbuf.Record
 	for {
@@ -112,23 +115,24 @@ func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error 
 			procs.exit(ev.Tgid)
 		case monitorKaMonTypeKA_MON_EXEC:
 			caller, known := procs.exec(ev.Tgid, path)
-			if !known {
+			if !known || ev.Ts < seeded {
 				e.unknownCaller.Add(1)
+				known = false
 			}
-			e.decide(ev, path, caller, events)
+			e.decide(ev, path, caller, known, events)
 		}
 		e.tableFull.Store(procs.dropped)
 	}
 }
 
-func (e *Enforcer) decide(ev monitorMonEvent, path, caller string, events chan<- enforcer.Event) {
+func (e *Enforcer) decide(ev monitorMonEvent, path, caller string, known bool, events chan<- enforcer.Event) {
 	m := e.matcher.Load()
 	if m == nil {
 		return
 	}
 	truncated := ev.Flags&uint8(monitorKaEventFlagKA_EV_PATH_TRUNCATED|monitorKaEventFlagKA_EV_SCRATCH_BUSY) != 0
 	d := m.Decide(match.OpExec,
-		match.Subject{Exe: caller, UID: ev.Fsuid},
+		match.Subject{Exe: caller, UID: ev.Fsuid, ExeUnknown: !known},
 		match.Object{Path: path, OwnerUID: ev.OwnerUid, PathTooLong: truncated})
 	if !d.Verdict.Alerted() {
 		return
@@ -183,6 +187,15 @@ func (e *Enforcer) Close() error {
 	e.links = nil
 	errs = append(errs, e.objs.Close())
 	return errors.Join(errs...)
+}
+
+// bootNow reads CLOCK_BOOTTIME, the clock of BPF timestamps.
+func bootNow() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
 }
 
 var monHeaderSize = int(unsafe.Sizeof(monitorMonEvent{}))
