@@ -309,16 +309,23 @@ int BPF_PROG(ka_bprm_check, struct linux_binprm *bprm, int ret)
 }
 
 #define KA_FMODE_WRITE 0x2
+#define KA_FMODE_EXEC 0x20
 #define KA_O_TRUNC 01000
 
 SEC("lsm/file_open")
 int BPF_PROG(ka_file_open, struct file *file, int ret)
 {
 	__u8 op = KA_OP_OPEN_READ;
+	__u32 mode;
 
 	if (ret)
 		return prev(ret);
-	if ((BPF_CORE_READ(file, f_mode) & KA_FMODE_WRITE) || (BPF_CORE_READ(file, f_flags) & KA_O_TRUNC))
+	mode = BPF_CORE_READ(file, f_mode);
+	/* The kernel's own open of a program it is about to run is the exec,
+	 * which process rules decide in bprm_check_security. */
+	if (mode & KA_FMODE_EXEC)
+		return 0;
+	if ((mode & KA_FMODE_WRITE) || (BPF_CORE_READ(file, f_flags) & KA_O_TRUNC))
 		op = KA_OP_OPEN_WRITE;
 	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
 }

@@ -82,14 +82,19 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 		Operation:   operation(ev.Op),
 		ProcessName: ev.Exe,
 	}
-	if ev.Op == match.OpExec {
+	switch ev.Op.Kind() {
+	case policy.KindProcess:
 		// An exec alert speaks for the new program, as in KubeArmor: the
 		// caller is its Source.
 		a.ProcessName = ev.Path
-		a.Data = "lsm=SECURITY_BPRM_CHECK"
-		if ev.Observed {
-			a.Data = "syscall=SYS_EXECVE"
-		}
+	case policy.KindNetwork:
+		a.Resource = socketResource(ev.Res0, ev.Res1)
+	case policy.KindCapabilities:
+		a.Resource = "CAP_" + strings.ToUpper(policy.Capability(ev.Res0).String())
+	}
+	a.Data = "lsm=" + lsmHook(ev.Op)
+	if ev.Observed && ev.Op == match.OpExec {
+		a.Data = "syscall=SYS_EXECVE"
 	}
 	if c.ParentExe != nil {
 		a.ParentProcessName = c.ParentExe(ev.PPID)
@@ -130,6 +135,46 @@ func actionResult(ev enforcer.Event) (string, string) {
 	default:
 		return "Audit", ResultPassed
 	}
+}
+
+// lsmHook names the LSM hook that decided an operation, as KubeArmor's
+// Data field does.
+func lsmHook(op match.Op) string {
+	switch op {
+	case match.OpExec:
+		return "SECURITY_BPRM_CHECK"
+	case match.OpOpenRead, match.OpOpenWrite:
+		return "SECURITY_FILE_OPEN"
+	case match.OpCreate:
+		return "SECURITY_PATH_MKNOD"
+	case match.OpSocketCreate:
+		return "SECURITY_SOCKET_CREATE"
+	case match.OpConnect:
+		return "SECURITY_SOCKET_CONNECT"
+	case match.OpAccept:
+		return "SECURITY_SOCKET_ACCEPT"
+	case match.OpBind:
+		return "SECURITY_SOCKET_BIND"
+	case match.OpCapable:
+		return "SECURITY_CAPABLE"
+	}
+	return "SECURITY_PATH_" + strings.ToUpper(op.String())
+}
+
+// socketResource describes a socket as KubeArmor does:
+// "domain=AF_INET type=SOCK_STREAM protocol=6".
+func socketResource(family, typeProto uint32) string {
+	domains := map[uint32]string{2: "AF_INET", 10: "AF_INET6", 17: "AF_PACKET"}
+	types := map[uint32]string{1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM", 5: "SOCK_SEQPACKET", 6: "SOCK_DCCP", 10: "SOCK_PACKET"}
+	d, ok := domains[family]
+	if !ok {
+		d = strconv.FormatUint(uint64(family), 10)
+	}
+	t, ok := types[typeProto>>16]
+	if !ok {
+		t = strconv.FormatUint(uint64(typeProto>>16), 10)
+	}
+	return fmt.Sprintf("domain=%s type=%s protocol=%d", d, t, typeProto&0xffff)
 }
 
 func operation(op match.Op) string {

@@ -124,8 +124,11 @@ func TestDecideDifferential(t *testing.T) {
 			seen[want.Verdict]++
 			kinds[op.Kind()]++
 			if got := d.decide(t, op, s, o); got != want {
-				t.Fatalf("set %d: %v by %s (uid %d) on %+v: kernel %v, matcher %v\nrules:\n%s",
-					i, op, s.Exe, s.UID, o, got, want, dumpRules(set))
+				min := d.shrink(t, set, op, s, o)
+				d.apply(t, min)
+				t.Fatalf("%v by %s (uid %d, exe unknown %v) on %+v: kernel %v, matcher %v\nminimal rule set (postures %+v):\n%s",
+					op, s.Exe, s.UID, s.ExeUnknown, o, d.decide(t, op, s, o), match.New(min).Decide(op, s, o),
+					min.Postures(), dumpRules(min))
 			}
 		}
 	}
@@ -135,6 +138,34 @@ func TestDecideDifferential(t *testing.T) {
 			t.Errorf("the generator never produced verdict %v: the test does not cover it", v)
 		}
 	}
+}
+
+// shrink removes rules from set one at a time while the kernel and the
+// matcher still disagree on the query, so a failure prints a minimal case.
+func (d *testDecider) shrink(t *testing.T, set *policy.Set, op match.Op, s match.Subject, o match.Object) *policy.Set {
+	var rules []policy.Rule
+	for r := range set.Rules() {
+		rules = append(rules, *r)
+	}
+	disagree := func(rs []policy.Rule) (*policy.Set, bool) {
+		doc := &policy.Document{File: "gen.yaml", Line: 1, Name: "gen", Rules: rs}
+		cand, err := policy.NewSet(set.Version()+1000, set.Postures(), []*policy.Document{doc})
+		if err != nil {
+			return nil, false
+		}
+		d.apply(t, cand)
+		return cand, d.decide(t, op, s, o) != match.New(cand).Decide(op, s, o)
+	}
+	best := set
+	for i := 0; i < len(rules); {
+		trial := append(append([]policy.Rule(nil), rules[:i]...), rules[i+1:]...)
+		if cand, bad := disagree(trial); bad {
+			rules, best = trial, cand
+			continue
+		}
+		i++
+	}
+	return best
 }
 
 func dumpRules(set *policy.Set) string {
