@@ -175,6 +175,15 @@ func (e *Enforcer) Stats() enforcer.Stats {
 	}
 }
 
+// mapMemory describes the kernel memory of the rule maps in force.
+func (e *Enforcer) mapMemory() string {
+	n, err := e.objs.memory()
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
 // Close detaches the hooks and frees the maps: no policy stays in force.
 func (e *Enforcer) Close() error {
 	var errs []error

@@ -126,8 +126,8 @@ func TestHooks(t *testing.T) {
 			act:   func(t *testing.T) syscall.Errno { return openFile(r("/f/secret"), unix.O_RDONLY) },
 			errno: syscall.EACCES, operation: "File", action: "Block", result: denied, resource: r("/f/secret")},
 		{name: "file_open, Audit lets it through", spec: "  file:\n    matchPaths:\n    - path: ROOT/f/watched\n  action: Audit\n",
-			setup: func(t *testing.T) { write(t, r("/f/watched")) },
-			act:   func(t *testing.T) syscall.Errno { return openFile(r("/f/watched"), unix.O_RDONLY) },
+			setup:     func(t *testing.T) { write(t, r("/f/watched")) },
+			act:       func(t *testing.T) syscall.Errno { return openFile(r("/f/watched"), unix.O_RDONLY) },
 			operation: "File", action: "Audit", result: passed, resource: r("/f/watched")},
 		{name: "readOnly: reading passes", spec: "  file:\n    matchPaths:\n    - path: ROOT/f/ro\n      readOnly: true\n  action: Block\n",
 			setup: func(t *testing.T) { write(t, r("/f/ro")) },
@@ -162,7 +162,7 @@ func TestHooks(t *testing.T) {
 			},
 			errno: syscall.EACCES, operation: "File", action: "Block", result: denied, resource: r("/f/src")},
 		{name: "file posture: a source's allow-list", postures: block,
-			spec: "  file:\n    matchDirectories:\n    - dir: ROOT/ok/\n      fromSource:\n      - path: ROOT/src/ls\n  action: Allow\n",
+			spec:  "  file:\n    matchDirectories:\n    - dir: ROOT/ok/\n      fromSource:\n      - path: ROOT/src/ls\n  action: Allow\n",
 			setup: func(t *testing.T) { write(t, r("/ok/x")) },
 			act: func(t *testing.T) syscall.Errno {
 				if errno := runAs(t, r("/src/ls"), r("/ok/")); errno != 0 {

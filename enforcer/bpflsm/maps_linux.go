@@ -5,6 +5,9 @@ package bpflsm
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -142,4 +145,26 @@ func (m *policyMaps) closeInner() {
 		}
 	}
 	m.held = [2][]*ebpf.Map{}
+}
+
+// memory sums the kernel memory the current generation's maps take, as
+// /proc reports it ("memlock" in a map's fdinfo).
+func (m *policyMaps) memory() (uint64, error) {
+	var total uint64
+	for _, x := range m.held[m.slot] {
+		info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", x.FD()))
+		if err != nil {
+			return 0, err
+		}
+		for line := range strings.SplitSeq(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "memlock:"); ok {
+				n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("parse fdinfo memlock %q: %w", v, err)
+				}
+				total += n
+			}
+		}
+	}
+	return total, nil
 }
