@@ -32,7 +32,11 @@ type Options struct {
 	// Reload delivers SIGHUP: rescan the policy directory.
 	Reload <-chan os.Signal
 	// Load starts the chosen enforcer. Tests and main pass LoadEnforcer.
-	Load func(detect.Enforcer, *slog.Logger) (enforcer.Enforcer, error)
+	Load func(detect.Enforcer, config.Config, *slog.Logger) (enforcer.Enforcer, error)
+	// KeepPins leaves pinned programs enforcing when the daemon exits, for
+	// the service manager's stop action to decide (systemd's ExecStopPost
+	// runs `kubearmor --cleanup`). Without it, exiting lifts the policies.
+	KeepPins bool
 }
 
 // eventQueue is the number of decisions buffered between the enforcer's
@@ -49,6 +53,14 @@ const (
 	beatInterval = 5 * time.Second
 	beatTimeout  = 4 * beatInterval
 )
+
+// Pinner is an enforcer whose kernel state can outlive the daemon.
+type Pinner interface {
+	// Pin makes this daemon's programs the ones that outlive it.
+	Pin() error
+	// Unpin lets the programs go when the enforcer closes.
+	Unpin() error
+}
 
 type daemon struct {
 	opts   Options
@@ -89,11 +101,18 @@ func Run(ctx context.Context, opts Options) error {
 		"kernel", report.KernelRelease, "lsms", strings.Join(report.LSMs, ","))
 	opts.Notifier.Status("starting: " + choice.Reason)
 
-	enf, err := opts.Load(choice.Enforcer, log)
+	enf, err := opts.Load(choice.Enforcer, cfg, log)
 	if err != nil {
 		return fmt.Errorf("start %s enforcer: %w", choice.Enforcer, err)
 	}
-	defer enf.Close()
+	defer func() {
+		if p, ok := enf.(Pinner); ok && !opts.KeepPins {
+			if err := p.Unpin(); err != nil {
+				log.Error("unpin programs", "error", err)
+			}
+		}
+		enf.Close()
+	}()
 
 	host := policy.Host{Name: cfg.HostName, Labels: cfg.NodeLabels()}
 	postures := policy.Postures{
@@ -133,6 +152,13 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := d.reconcile("start"); err != nil {
 		return err
 	}
+	// Only now may this daemon's programs replace what a previous one left
+	// pinned: both enforced until here, so there was no gap.
+	if p, ok := d.enf.(Pinner); ok {
+		if err := p.Pin(); err != nil {
+			d.log.Error("programs not pinned: enforcement will not outlive the daemon", "error", err)
+		}
+	}
 
 	events := make(chan enforcer.Event, eventQueue)
 	wg.Add(4)
@@ -171,7 +197,11 @@ func (d *daemon) run(ctx context.Context) error {
 		case <-ctx.Done():
 			d.opts.Notifier.Stopping()
 			d.logStats()
-			d.log.Info("stopping: policies are no longer enforced once the daemon exits")
+			if _, ok := d.enf.(Pinner); ok && d.opts.KeepPins {
+				d.log.Info("stopping: the pinned programs keep enforcing until the service manager cleans up")
+			} else {
+				d.log.Info("stopping: policies are no longer enforced once the daemon exits")
+			}
 			return nil
 		case tr, ok := <-triggers:
 			if !ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/enforcer/bpflsm"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
@@ -13,10 +14,10 @@ import (
 )
 
 // LoadEnforcer starts the enforcer detect chose.
-func LoadEnforcer(e detect.Enforcer, log *slog.Logger) (enforcer.Enforcer, error) {
+func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enforcer.Enforcer, error) {
 	switch e {
 	case detect.BPFLSM:
-		return bpflsm.Load(bpflsm.Options{Logger: log})
+		return bpflsm.Load(bpflsm.Options{Logger: log, PinDir: cfg.BPFPinPath})
 	case detect.None:
 		return observe.Load(log)
 	}

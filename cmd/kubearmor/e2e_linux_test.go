@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -386,5 +387,63 @@ func TestPolicyLifecycle(t *testing.T) {
 			t.Fatalf("sleep still blocked %v after the policy file was deleted", time.Since(start))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSurvivesKill kills the daemon with SIGKILL: the pinned programs keep
+// enforcing with no daemon, a new daemon takes over with no gap, and a
+// deliberate stop lifts everything.
+func TestSurvivesKill(t *testing.T) {
+	testutils.RequireGuest(t)
+	dir := t.TempDir()
+	pins := fmt.Sprintf("/sys/fs/bpf/kubearmor-e2e-%d", os.Getpid())
+	writePolicy(t, dir, "block-sleep.yaml", hostPolicy("block-sleep",
+		"  process:\n    matchPaths:\n    - path: /bin/sleep\n  action: Block\n"))
+	first := startDaemon(t, dir, "--bpfPinPath="+pins)
+	first.waitNotify(t, "READY=1")
+	if errno := execErrno(t, "/bin/sleep", "0"); errno != syscall.EACCES {
+		t.Fatalf("sleep under the first daemon: %v", errno)
+	}
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	first.cmd.Wait()
+	if errno := execErrno(t, "/bin/sleep", "0"); errno != syscall.EACCES {
+		t.Fatalf("sleep with no daemon: %v, want EACCES from the pinned programs", errno)
+	}
+
+	// Exec sleep without pause while the next daemon starts and takes over.
+	var stop atomic.Bool
+	var tries, slipped atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			tries.Add(1)
+			if execErrno(t, "/bin/sleep", "0") != syscall.EACCES {
+				slipped.Add(1)
+			}
+		}
+	}()
+	second := startDaemon(t, dir, "--bpfPinPath="+pins)
+	second.waitLog(t, "took over from pinned programs")
+	second.waitNotify(t, "READY=1")
+	time.Sleep(200 * time.Millisecond)
+	stop.Store(true)
+	<-done
+	if slipped.Load() != 0 {
+		t.Errorf("%d of %d execs ran during the takeover", slipped.Load(), tries.Load())
+	}
+	t.Logf("%d execs during the takeover, all denied", tries.Load())
+
+	// The new daemon is in charge: deleting the policy lifts the block.
+	os.Remove(filepath.Join(dir, "block-sleep.yaml"))
+	second.waitLog(t, "policy set applied")
+	if errno := execErrno(t, "/bin/sleep", "0"); errno != 0 {
+		t.Errorf("sleep after the policy was deleted: %v", errno)
+	}
+	second.stop(t)
+	if _, err := os.Stat(pins); !os.IsNotExist(err) {
+		t.Errorf("pins left after a deliberate stop: %v", err)
 	}
 }

@@ -50,10 +50,10 @@ func run(args []string) error {
 		return err
 	}
 	if *cleanup {
-		// systemd runs ExecStopPost after crashes too; then the pinned
-		// state is what still enforces, and it must stay.
-		if res, ok := os.LookupEnv("SERVICE_RESULT"); ok && res != "success" {
-			fmt.Printf("service ended with %q: leaving %s in place\n", res, cfg.BPFPinPath)
+		// systemd runs ExecStopPost after crashes and before restarts too;
+		// then the pinned programs are what still enforces, and they stay.
+		if keep, why := daemon.KeepPinsAfterStop(os.LookupEnv); keep {
+			fmt.Printf("%s: leaving %s in place\n", why, cfg.BPFPinPath)
 			return nil
 		}
 		removed, err := daemon.Cleanup(cfg.BPFPinPath)
@@ -94,6 +94,9 @@ func run(args []string) error {
 		Alerts:   alerts,
 		Reload:   hup,
 		Load:     daemon.LoadEnforcer,
+		// Under systemd (INVOCATION_ID), ExecStopPost decides whether the
+		// pins go: a crash or a restart keeps them enforcing.
+		KeepPins: os.Getenv("INVOCATION_ID") != "",
 	})
 }
 

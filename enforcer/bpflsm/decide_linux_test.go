@@ -175,3 +175,25 @@ func dumpRules(set *policy.Set) string {
 	}
 	return out
 }
+
+// TestHookNames checks that every LSM program of the object is loaded and
+// attached: a program missing from hooks would never run.
+func TestHookNames(t *testing.T) {
+	spec, err := loadLsm()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h hooks
+	names := h.names()
+	if len(names) != len(h.all()) {
+		t.Fatalf("%d names for %d programs", len(names), len(h.all()))
+	}
+	for _, n := range names {
+		if _, ok := spec.Programs[n]; !ok {
+			t.Errorf("no program %s", n)
+		}
+	}
+	if len(spec.Programs) != len(names)+1 { // and the test program
+		t.Errorf("the object has %d programs, names() lists %d", len(spec.Programs), len(names))
+	}
+}

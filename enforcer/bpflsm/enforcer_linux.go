@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -27,6 +28,10 @@ type Options struct {
 	// of two and a multiple of the page size. 0 means 1 MiB.
 	AlertRingSize uint32
 	Logger        *slog.Logger
+	// PinDir, if set, is where programs are pinned so they keep enforcing
+	// when the daemon dies (see pin_linux.go). Programs a previous daemon
+	// pinned there keep enforcing until Pin replaces them.
+	PinDir string
 }
 
 // hooks are the LSM programs, one per hook.
@@ -51,10 +56,24 @@ type hooks struct {
 	BprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
 }
 
+// all lists the programs in field order, and names their names (the
+// struct tags), so the two cannot drift apart.
 func (h *hooks) all() []*ebpf.Program {
-	return []*ebpf.Program{h.BprmCheck, h.FileOpen, h.PathUnlink, h.PathRmdir, h.PathMkdir, h.PathMknod,
-		h.PathSymlink, h.PathLink, h.PathRename, h.PathTruncate, h.PathChmod, h.PathChown,
-		h.SocketCreate, h.SocketConnect, h.SocketBind, h.SocketAccept, h.Capable, h.BprmCommitted}
+	v := reflect.ValueOf(h).Elem()
+	out := make([]*ebpf.Program, v.NumField())
+	for i := range out {
+		out[i] = v.Field(i).Interface().(*ebpf.Program)
+	}
+	return out
+}
+
+func (h *hooks) names() []string {
+	t := reflect.TypeFor[hooks]()
+	out := make([]string, t.NumField())
+	for i := range out {
+		out[i] = t.Field(i).Tag.Get("ebpf")
+	}
+	return out
 }
 
 // Enforcer is the BPF-LSM enforcer.
@@ -66,6 +85,12 @@ type Enforcer struct {
 		policyMaps
 	}
 	links []link.Link
+
+	pinDir          string
+	pinned          bool
+	adopted         []link.Link // a previous daemon's, until Pin
+	adoptedPaths    []string
+	adoptedCounters *ebpf.Map
 
 	undelivered atomic.Uint64
 	malformed   atomic.Uint64
@@ -103,6 +128,12 @@ func Load(opts Options) (*Enforcer, error) {
 			return nil, fmt.Errorf("attach %s: %w", p, err)
 		}
 		e.links = append(e.links, l)
+	}
+	if opts.PinDir != "" {
+		if err := e.adopt(opts.PinDir); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -184,9 +215,17 @@ func (e *Enforcer) mapMemory() string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
-// Close detaches the hooks and frees the maps: no policy stays in force.
+// Close releases the programs and maps. Unless they are pinned (Pin, and
+// no Unpin since), that detaches the hooks: no policy stays in force.
 func (e *Enforcer) Close() error {
 	var errs []error
+	for _, l := range e.adopted {
+		errs = append(errs, l.Close())
+	}
+	e.adopted = nil
+	if e.adoptedCounters != nil {
+		errs = append(errs, e.adoptedCounters.Close())
+	}
 	for _, l := range e.links {
 		errs = append(errs, l.Close())
 	}
