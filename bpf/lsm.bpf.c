@@ -62,6 +62,7 @@ struct ka_btf_types {
 	struct trie_val trie_val;
 	struct rule_key rule_key;
 	struct rule_val rule_val;
+	struct rule_stats rule_stats;
 	enum ka_verdict verdict;
 	enum ka_op op;
 	enum ka_access access;

@@ -338,17 +338,59 @@ func parentExe(pid uint32) string {
 	return exe
 }
 
-// logStats writes the counters when any of them moved.
+// logStats writes the counters when any of them moved, and the decisions
+// of each policy in force.
 func (d *daemon) logStats() {
 	st := d.enf.Stats()
 	if st == d.lastStats {
 		return
 	}
 	d.lastStats = st
+	if version, counts := d.enf.RuleStats(); len(counts) > 0 {
+		if line := d.policyCounts(version, counts); line != "" {
+			d.log.Info("decisions by policy", "version", version, "policies", line)
+		}
+	}
 	d.log.Info("counters", "decisions", st.Decisions, "denied", st.Denied, "audited", st.Audited,
 		"alerts_lost", st.AlertsLost, "events_lost", st.EventsLost, "undelivered", st.Undelivered,
 		"malformed", st.Malformed, "paths_truncated", st.PathsTruncated, "scratch_busy", st.ScratchBusy,
 		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "alert_write_errors", d.writeErrors.Load())
+}
+
+// policyCounts sums rule decisions per policy: "name: allowed A, audited B,
+// denied C; ...", with the default posture as DefaultPosture.
+func (d *daemon) policyCounts(version uint64, counts []enforcer.RuleCounts) string {
+	type total struct{ allowed, audited, denied uint64 }
+	byPolicy := map[string]*total{}
+	var order []string
+	for id, c := range counts {
+		if c == (enforcer.RuleCounts{}) {
+			continue
+		}
+		name := record.PolicyDefaultPosture
+		if id > 0 {
+			r, ok := d.sets.rule(version, uint32(id))
+			if !ok {
+				continue
+			}
+			name = r.Policy
+		}
+		t, ok := byPolicy[name]
+		if !ok {
+			t = &total{}
+			byPolicy[name] = t
+			order = append(order, name)
+		}
+		t.allowed += c.Allowed
+		t.audited += c.Audited
+		t.denied += c.Denied
+	}
+	parts := make([]string, 0, len(order))
+	for _, name := range order {
+		t := byPolicy[name]
+		parts = append(parts, fmt.Sprintf("%s: allowed %d, audited %d, denied %d", name, t.allowed, t.audited, t.denied))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // setHistory keeps the last few policy sets, so an alert decided by a set

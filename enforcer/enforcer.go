@@ -32,6 +32,10 @@ type Enforcer interface {
 	Run(ctx context.Context, events chan<- Event) error
 	// Stats returns the enforcer's counters.
 	Stats() Stats
+	// RuleStats returns, for the policy set in force, the decisions of
+	// each rule, indexed by rule ID; index 0 counts default-posture
+	// decisions.
+	RuleStats() (version uint64, counts []RuleCounts)
 	Close() error
 }
 
@@ -60,6 +64,11 @@ type Event struct {
 	// Res0 and Res1 describe a non-path object: the capability number, or
 	// the socket family and (type << 16 | protocol).
 	Res0, Res1 uint32
+}
+
+// RuleCounts are the decisions one rule made.
+type RuleCounts struct {
+	Allowed, Audited, Denied uint64
 }
 
 // Stats are counters an enforcer keeps. Every way to lose an event has one.

@@ -120,6 +120,30 @@ struct {
 	__array(values, struct rules_map);
 } rules_outer SEC(".maps");
 
+/* Decisions per rule of a generation, indexed by rule ID (0: the default
+ * posture). Shared, not per CPU, so memory does not grow with CPUs times
+ * rules; the adds are atomic. */
+struct rule_stats {
+	__u64 allowed;
+	__u64 audited;
+	__u64 denied;
+};
+
+struct stats_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct rule_stats));
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct stats_map);
+} stats_outer SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * KA_KIND_SLOTS);
@@ -372,6 +396,26 @@ static __always_inline struct walk_ctx *start_walk(__u64 gen, __u8 access, __u8 
 	return w;
 }
 
+/* tally counts a decision against the rule that made it. */
+static __always_inline void tally(const struct decision *d)
+{
+	__u32 slot = d->gen & 1, id = d->rule;
+	void *stats = bpf_map_lookup_elem(&stats_outer, &slot);
+	struct rule_stats *st;
+
+	if (!stats || d->verdict == KA_NOMATCH)
+		return;
+	st = bpf_map_lookup_elem(stats, &id);
+	if (!st)
+		return;
+	if (d->verdict == KA_ALLOW)
+		__sync_fetch_and_add(&st->allowed, 1);
+	else if (d->verdict == KA_AUDIT || d->verdict == KA_POSTURE_AUDIT)
+		__sync_fetch_and_add(&st->audited, 1);
+	else
+		__sync_fetch_and_add(&st->denied, 1);
+}
+
 /* unresolvable decides when the object, or which rules apply to the
  * subject, cannot be known: fail closed where the kind blocks. src is NULL
  * when the subject is unknown, and then any source's allow-list may be it. */
@@ -385,6 +429,7 @@ static __always_inline void unresolvable(struct kind_cfg *cfg, __u8 kind, const 
 		d->verdict = KA_POSTURE_BLOCK;
 	else
 		d->verdict = KA_POSTURE_AUDIT;
+	tally(d);
 }
 
 /* subject_unknown reports whether fromSource rules of the kind may apply to
@@ -426,6 +471,7 @@ static __always_inline void finish(struct walk_ctx *w, struct kind_cfg *cfg, __u
 	} else if (cfg->host_allowlist || (src_flags & KA_NF_ALLOWLIST(kind))) {
 		d->verdict = cfg->posture == KA_POSTURE_BLOCK ? KA_POSTURE_BLOCK : KA_POSTURE_AUDIT;
 	}
+	tally(d);
 }
 
 /*

@@ -52,10 +52,11 @@ type RuleEntry struct {
 // Spec is a policy set compiled to the contents of one map generation. It is
 // pure data, built and tested without a kernel.
 type Spec struct {
-	Version uint64
-	Trie    []TrieEntry
-	Rules   []RuleEntry
-	Kinds   [kindSlots]lsmKindCfg
+	Version  uint64
+	NumRules int
+	Trie     []TrieEntry
+	Rules    []RuleEntry
+	Kinds    [kindSlots]lsmKindCfg
 }
 
 const (
@@ -111,7 +112,7 @@ func accessesOf(k policy.Kind) []access {
 // file that holds them instead of enforcing less than it says.
 func Compile(set *policy.Set) (*Spec, error) {
 	c := &compiler{
-		spec:  &Spec{Version: set.Version()},
+		spec:  &Spec{Version: set.Version(), NumRules: set.Len()},
 		nodes: map[nodeKey]uint32{{}: rootNode},
 		flags: map[uint32]uint32{},
 		best:  map[lsmRuleKey]*[3][2]*policy.Rule{},

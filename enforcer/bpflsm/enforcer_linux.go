@@ -206,6 +206,15 @@ func (e *Enforcer) Stats() enforcer.Stats {
 	}
 }
 
+// RuleStats implements enforcer.Enforcer.
+func (e *Enforcer) RuleStats() (uint64, []enforcer.RuleCounts) {
+	v, counts, err := e.objs.ruleStats()
+	if err != nil {
+		e.log.Warn("read rule statistics", "error", err)
+	}
+	return v, counts
+}
+
 // mapMemory describes the kernel memory of the rule maps in force.
 func (e *Enforcer) mapMemory() string {
 	n, err := e.objs.memory()
@@ -234,7 +243,7 @@ func (e *Enforcer) Close() error {
 	for _, p := range e.objs.all() {
 		errs = append(errs, p.Close())
 	}
-	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
+	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)

@@ -226,6 +226,13 @@ type lsmRuleKey struct {
 	Pad    uint16
 }
 
+type lsmRuleStats struct {
+	_       structs.HostLayout
+	Allowed uint64
+	Audited uint64
+	Denied  uint64
+}
+
 type lsmRuleVal struct {
 	_    structs.HostLayout
 	Rule [3][2]uint32
@@ -322,6 +329,7 @@ const (
 	lsmMapRulesOuter       = "rules_outer"
 	lsmMapSplitState       = "split_state"
 	lsmMapStamps           = "stamps"
+	lsmMapStatsOuter       = "stats_outer"
 	lsmMapTaskSrcs         = "task_srcs"
 	lsmMapTestIn           = "test_in"
 	lsmMapTestOut          = "test_out"
@@ -429,6 +437,7 @@ type lsmMapSpecs struct {
 	RulesOuter   *ebpf.MapSpec `ebpf:"rules_outer"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 	Stamps       *ebpf.MapSpec `ebpf:"stamps"`
+	StatsOuter   *ebpf.MapSpec `ebpf:"stats_outer"`
 	TaskSrcs     *ebpf.MapSpec `ebpf:"task_srcs"`
 	TestIn       *ebpf.MapSpec `ebpf:"test_in"`
 	TestOut      *ebpf.MapSpec `ebpf:"test_out"`
@@ -476,6 +485,7 @@ type lsmMaps struct {
 	RulesOuter   *ebpf.Map `ebpf:"rules_outer"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 	Stamps       *ebpf.Map `ebpf:"stamps"`
+	StatsOuter   *ebpf.Map `ebpf:"stats_outer"`
 	TaskSrcs     *ebpf.Map `ebpf:"task_srcs"`
 	TestIn       *ebpf.Map `ebpf:"test_in"`
 	TestOut      *ebpf.Map `ebpf:"test_out"`
@@ -498,6 +508,7 @@ func (m *lsmMaps) Close() error {
 		m.RulesOuter,
 		m.SplitState,
 		m.Stamps,
+		m.StatsOuter,
 		m.TaskSrcs,
 		m.TestIn,
 		m.TestOut,

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/kubearmor/kubearmor-host/enforcer"
+
 	"github.com/cilium/ebpf"
 
 	"github.com/kubearmor/kubearmor-host/enforcer/internal/percpu"
@@ -21,13 +25,15 @@ import (
 type policyMaps struct {
 	TrieOuter  *ebpf.Map `ebpf:"trie_outer"`
 	RulesOuter *ebpf.Map `ebpf:"rules_outer"`
+	StatsOuter *ebpf.Map `ebpf:"stats_outer"`
 	Kinds      *ebpf.Map `ebpf:"kinds"`
 	Active     *ebpf.Map `ebpf:"active"`
 	Stamps     *ebpf.Map `ebpf:"stamps"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 
-	slot uint32
-	held [2][]*ebpf.Map // inner maps installed in each slot
+	slot    uint32
+	version uint64
+	held    [2][]*ebpf.Map // inner maps installed in each slot: trie, rules, stats
 }
 
 // apply writes s into the idle slot and makes it current with one store to
@@ -49,9 +55,23 @@ func (m *policyMaps) apply(s *Spec) error {
 		trie.Close()
 		return err
 	}
+	stats, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "ka_stats",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  uint32(unsafe.Sizeof(lsmRuleStats{})),
+		MaxEntries: uint32(s.NumRules + 1),
+		Flags:      unix.BPF_F_INNER_MAP,
+	})
+	if err != nil {
+		trie.Close()
+		rules.Close()
+		return fmt.Errorf("create rule statistics map for %d rules: %w", s.NumRules, err)
+	}
 	fail := func(err error) error {
 		trie.Close()
 		rules.Close()
+		stats.Close()
 		return err
 	}
 	gen := s.Version<<1 | uint64(next)
@@ -85,6 +105,9 @@ func (m *policyMaps) apply(s *Spec) error {
 	if err := m.RulesOuter.Put(next, rules); err != nil {
 		return fail(fmt.Errorf("install rules map: %w", err))
 	}
+	if err := m.StatsOuter.Put(next, stats); err != nil {
+		return fail(fmt.Errorf("install statistics map: %w", err))
+	}
 	if err := m.Stamps.Put(next, gen); err != nil {
 		return fail(fmt.Errorf("stamp slot %d: %w", next, err))
 	}
@@ -94,8 +117,9 @@ func (m *policyMaps) apply(s *Spec) error {
 	for _, old := range m.held[next] {
 		old.Close()
 	}
-	m.held[next] = []*ebpf.Map{trie, rules}
+	m.held[next] = []*ebpf.Map{trie, rules, stats}
 	m.slot = next
+	m.version = s.Version
 	return nil
 }
 
@@ -145,6 +169,24 @@ func (m *policyMaps) closeInner() {
 		}
 	}
 	m.held = [2][]*ebpf.Map{}
+}
+
+// ruleStats reads the per-rule decisions of the set in force.
+func (m *policyMaps) ruleStats() (uint64, []enforcer.RuleCounts, error) {
+	held := m.held[m.slot]
+	if len(held) < 3 {
+		return 0, nil, nil
+	}
+	stats := held[2]
+	out := make([]enforcer.RuleCounts, stats.MaxEntries())
+	var v lsmRuleStats
+	for i := range out {
+		if err := stats.Lookup(uint32(i), &v); err != nil {
+			return m.version, nil, fmt.Errorf("read statistics of rule %d: %w", i, err)
+		}
+		out[i] = enforcer.RuleCounts{Allowed: v.Allowed, Audited: v.Audited, Denied: v.Denied}
+	}
+	return m.version, out, nil
 }
 
 // memory sums the kernel memory the current generation's maps take, as

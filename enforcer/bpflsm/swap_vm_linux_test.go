@@ -209,6 +209,11 @@ func TestTenThousandRules(t *testing.T) {
 	if !ok || ev.Verdict != match.Block || ev.RuleID != 9999 || ev.Path != target {
 		t.Errorf("alert %+v, want Block by rule 9999 on %s", ev, target)
 	}
+	// The kernel counted the decision against its rule.
+	version, counts := e.RuleStats()
+	if version != 2 || len(counts) != 10001 || counts[9999] != (enforcer.RuleCounts{Denied: 1}) {
+		t.Errorf("rule statistics of version %d (%d entries): rule 9999 %+v, want 1 denial", version, len(counts), counts[min(9999, len(counts)-1)])
+	}
 	if err := e.Apply(setOf(t, 3)); err != nil {
 		t.Fatal(err)
 	}

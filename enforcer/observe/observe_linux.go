@@ -36,7 +36,7 @@ type Enforcer struct {
 	log     *slog.Logger
 	objs    monitorObjects
 	links   []link.Link
-	matcher atomic.Pointer[match.Matcher]
+	matcher atomic.Pointer[tally]
 
 	undelivered, malformed, unknownCaller, tableFull atomic.Uint64
 }
@@ -73,10 +73,32 @@ func (e *Enforcer) Name() string { return Name }
 // Validate implements enforcer.Enforcer: the matcher understands every rule.
 func (e *Enforcer) Validate(*policy.Set) error { return nil }
 
+// tally is the matcher in force and what it decided.
+type tally struct {
+	*match.Matcher
+	counts []ruleCounts // by rule ID; 0 is the default posture
+}
+
+type ruleCounts struct{ allowed, audited, denied atomic.Uint64 }
+
 // Apply implements enforcer.Enforcer.
 func (e *Enforcer) Apply(set *policy.Set) error {
-	e.matcher.Store(match.New(set))
+	e.matcher.Store(&tally{Matcher: match.New(set), counts: make([]ruleCounts, set.Len()+1)})
 	return nil
+}
+
+// RuleStats implements enforcer.Enforcer.
+func (e *Enforcer) RuleStats() (uint64, []enforcer.RuleCounts) {
+	t := e.matcher.Load()
+	if t == nil {
+		return 0, nil
+	}
+	out := make([]enforcer.RuleCounts, len(t.counts))
+	for i := range t.counts {
+		c := &t.counts[i]
+		out[i] = enforcer.RuleCounts{Allowed: c.allowed.Load(), Audited: c.audited.Load(), Denied: c.denied.Load()}
+	}
+	return t.Set().Version(), out
 }
 
 // Run implements enforcer.Enforcer. It owns the process table.
@@ -134,6 +156,17 @@ func (e *Enforcer) decide(ev monitorMonEvent, path, caller string, known bool, e
 	d := m.Decide(match.OpExec,
 		match.Subject{Exe: caller, UID: ev.Fsuid, ExeUnknown: !known},
 		match.Object{Path: path, OwnerUID: ev.OwnerUid, PathTooLong: truncated})
+	if d.Verdict != match.NoMatch && int(d.RuleID) < len(m.counts) {
+		c := &m.counts[d.RuleID]
+		switch {
+		case d.Verdict == match.Allow:
+			c.allowed.Add(1)
+		case d.Verdict.Denied():
+			c.denied.Add(1) // would have been denied
+		default:
+			c.audited.Add(1)
+		}
+	}
 	if !d.Verdict.Alerted() {
 		return
 	}

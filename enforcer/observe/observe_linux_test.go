@@ -96,6 +96,10 @@ func TestObserveExec(t *testing.T) {
 	if st := e.Stats(); st.EventsLost != 0 || st.Malformed != 0 {
 		t.Errorf("lost events: %+v", st)
 	}
+	version, counts := e.RuleStats()
+	if version != 7 || len(counts) != 3 || counts[1].Denied != 1 || counts[2].Audited != 1 {
+		t.Errorf("rule statistics of version %d: %+v, want one denial by rule 1 and one audit by rule 2", version, counts)
+	}
 }
 
 func mustExe(t *testing.T) string {
