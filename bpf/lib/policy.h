@@ -26,6 +26,7 @@
 #define KA_EXECNAME_PARENT 0xffffffffu /* trie parent of execname entries */
 #define KA_PSEUDO_PROTO 0x80000000u    /* | protocol: node of a matchProtocols value */
 #define KA_PSEUDO_CAP 0x81000000u      /* | capability: node of a matchCapabilities value */
+#define KA_PSEUDO_DFA 0x82000000u      /* | state: node of an accepting pattern automaton state */
 
 struct trie_key {
 	__u32 parent;
@@ -46,6 +47,7 @@ enum ka_key_type {
 	KA_KEY_SELF = 3,     /* node is the object, as a directory */
 	KA_KEY_NAME = 4,     /* node is the object's file name (execname) */
 	KA_KEY_EXACT = 5,    /* node is the object; protocol and capability nodes */
+	KA_KEY_PATTERN = 6,  /* node is a pattern automaton state; applied first */
 };
 
 enum ka_node_flag {
@@ -82,6 +84,7 @@ struct kind_cfg {
 	__u8 src_allowlist;  /* an Allow rule with fromSource exists */
 	__u8 has_sourced;    /* a rule with fromSource exists */
 	__u8 pad;
+	__u32 dfa_start;     /* start state of the kind's pattern automaton; 0: no patterns */
 };
 
 /* (set version << 1) | slot; 0 while no policy set is loaded. */
@@ -119,6 +122,76 @@ struct {
 	__type(key, __u32);
 	__array(values, struct rules_map);
 } rules_outer SEC(".maps");
+
+/* The pattern automaton of a generation: next state = dfa[state * 256 +
+ * byte]; state 0 is dead. */
+struct dfa_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct dfa_map);
+} dfa_outer SEC(".maps");
+
+struct dfa_ctx {
+	__u32 slot;
+	__u32 pos;
+	__u32 end;
+	__u32 state;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dfa_ctx);
+} dfa_state SEC(".maps");
+
+static long dfa_step(__u32 i, void *unused)
+{
+	__u32 zero = 0, key, slot_obj = KA_PATH_OBJECT;
+	struct dfa_ctx *c = bpf_map_lookup_elem(&dfa_state, &zero);
+	struct path_buf *pb;
+	void *table;
+	__u32 *next;
+
+	if (!c || c->pos >= c->end || !c->state)
+		return 1;
+	pb = bpf_map_lookup_elem(&paths, &slot_obj);
+	table = bpf_map_lookup_elem(&dfa_outer, &c->slot);
+	if (!pb || !table)
+		return 1;
+	key = c->state * 256 + pb->buf[c->pos & (KA_PATH_MAX - 1)];
+	next = bpf_map_lookup_elem(table, &key);
+	c->state = next ? *next : 0;
+	c->pos++;
+	return 0;
+}
+
+/* run_dfa feeds the object's path string through the automaton from start
+ * and returns the state it ends in (0: no pattern matches). */
+static __always_inline __u32 run_dfa(__u32 slot, __u32 start)
+{
+	__u32 zero = 0;
+	struct path_buf *pb = path_string(KA_PATH_OBJECT);
+	struct dfa_ctx *c = bpf_map_lookup_elem(&dfa_state, &zero);
+
+	if (!pb || !c)
+		return 0;
+	c->slot = slot;
+	c->pos = pb->start & (KA_PATH_MAX - 1);
+	c->end = KA_PATH_MAX - 1;
+	c->state = start;
+	bpf_loop(KA_PATH_MAX, dfa_step, NULL, 0);
+	return c->state;
+}
 
 /* Decisions per rule of a generation, indexed by rule ID (0: the default
  * posture). Shared, not per CPU, so memory does not grow with CPUs times
@@ -494,6 +567,13 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 		return;
 	}
 	w->source = src->source;
+	if (cfg->dfa_start) {
+		/* Patterns are the least specific: applied first. */
+		__u32 state = run_dfa(w->slot, cfg->dfa_start);
+
+		if (state)
+			apply_rules(w, KA_PSEUDO_DFA | state, KA_NF_ANY(KA_KEY_PATTERN), KA_KEY_PATTERN);
+	}
 	w->which = KA_PATH_OBJECT;
 	w->idx = obj->n;
 	w->node = KA_ROOT_NODE;

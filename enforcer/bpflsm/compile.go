@@ -2,6 +2,7 @@ package bpflsm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kubearmor/kubearmor-host/policy"
@@ -54,6 +55,7 @@ type RuleEntry struct {
 type Spec struct {
 	Version  uint64
 	NumRules int
+	DFA      []uint32 // the pattern automaton: next state at [state*256 + byte]
 	Trie     []TrieEntry
 	Rules    []RuleEntry
 	Kinds    [kindSlots]lsmKindCfg
@@ -65,6 +67,7 @@ const (
 	execNameParent  = 0xffffffff
 	pseudoProtocol  = 0x80000000
 	pseudoCapabilty = 0x81000000
+	pseudoDFA       = 0x82000000
 )
 
 // Key types, from the C enum.
@@ -74,6 +77,7 @@ const (
 	keySelf     = uint8(lsmKaKeyTypeKA_KEY_SELF)
 	keyName     = uint8(lsmKaKeyTypeKA_KEY_NAME)
 	keyExact    = uint8(lsmKaKeyTypeKA_KEY_EXACT)
+	keyPattern  = uint8(lsmKaKeyTypeKA_KEY_PATTERN)
 )
 
 func flagAny(t uint8) uint32 { return 1 << (uint32(lsmKaNodeFlagKA_NF_ANY_SHIFT) + uint32(t) - 1) }
@@ -119,9 +123,26 @@ func Compile(set *policy.Set) (*Spec, error) {
 		names: map[uint32]nodeKey{rootNode: {}},
 	}
 	var errs policy.ErrorList
+	fail := func(r *policy.Rule, err error) {
+		errs = append(errs, &policy.Error{File: r.Origin.File, Line: r.Origin.Line, Field: r.Origin.Field, Msg: err.Error()})
+	}
+	patterns := map[policy.Kind][]*policy.Rule{}
 	for r := range set.Rules() {
+		if r.Match == policy.MatchPattern && accessesOf(r.Kind) != nil {
+			patterns[r.Kind] = append(patterns[r.Kind], r)
+			continue
+		}
 		if err := c.add(r); err != nil {
-			errs = append(errs, &policy.Error{File: r.Origin.File, Line: r.Origin.Line, Field: r.Origin.Field, Msg: err.Error()})
+			fail(r, err)
+		}
+	}
+	if len(patterns) > 0 {
+		if err := c.addPatterns(patterns); err != nil {
+			for _, rs := range patterns {
+				for _, r := range rs {
+					fail(r, err)
+				}
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -221,6 +242,32 @@ func (c *compiler) add(r *policy.Rule) error {
 			}
 			for _, a := range accesses {
 				c.attach(lsmRuleKey{Node: obj, Source: src, Type: t, Access: a.class}, r, a.op)
+			}
+		}
+	}
+	return nil
+}
+
+// addPatterns compiles the pattern rules into the automaton and attaches
+// each rule to the accepting states it reaches.
+func (c *compiler) addPatterns(byKind map[policy.Kind][]*policy.Rule) error {
+	d, err := buildDFA(byKind)
+	if err != nil {
+		return err
+	}
+	c.spec.DFA = d.next
+	for k, start := range d.start {
+		c.spec.Kinds[k].DfaStart = start
+	}
+	states := make([]uint32, 0, len(d.accept))
+	for s := range d.accept {
+		states = append(states, s)
+	}
+	slices.Sort(states)
+	for _, state := range states {
+		for _, r := range d.accept[state] {
+			for _, a := range accessesOf(r.Kind) {
+				c.attach(lsmRuleKey{Node: pseudoDFA | state, Type: keyPattern, Access: a.class}, r, a.op)
 			}
 		}
 	}

@@ -80,6 +80,8 @@ func dumpSpec(s *Spec) string {
 			return "protocol:" + policy.Protocol(n&0xff).String()
 		case pseudoCapabilty:
 			return "capability:" + policy.Capability(n&0xff).String()
+		case pseudoDFA:
+			return fmt.Sprintf("pattern-state:%d", n&0xffffff)
 		}
 		return names[n]
 	}
@@ -88,7 +90,7 @@ func dumpSpec(s *Spec) string {
 		fmt.Fprintf(&b, "  %3d %-28s flags %#x\n", e.Val.Node, names[e.Val.Node], e.Val.Flags)
 	}
 	b.WriteString("\nrules: node source type access -> [allow owner/other] [audit owner/other] [block owner/other]\n")
-	types := map[uint8]string{keyAncestor: "ancestor", keyParent: "parent", keySelf: "self", keyName: "name", keyExact: "exact"}
+	types := map[uint8]string{keyAncestor: "ancestor", keyParent: "parent", keySelf: "self", keyName: "name", keyExact: "exact", keyPattern: "pattern"}
 	accesses := map[uint8]string{1: "exec", 2: "read", 3: "write", 4: "net", 5: "cap"}
 	for _, e := range s.Rules {
 		src := "*"
@@ -97,10 +99,12 @@ func dumpSpec(s *Spec) string {
 		}
 		fmt.Fprintf(&b, "  %-22s %-14s %-8s %-5s -> %v\n", nodeName(e.Key.Node), src, types[e.Key.Type], accesses[e.Key.Access], e.Val.Rule)
 	}
+	fmt.Fprintf(&b, "\npattern automaton: %d states\n", len(s.DFA)/256)
 	b.WriteString("\nkinds:\n")
 	for k, c := range s.Kinds {
 		if c != (lsmKindCfg{}) {
-			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d posture %d execname %d\n", policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.Posture, c.HasNames)
+			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d source-allow-list %d sourced %d posture %d execname %d patterns-from %d\n",
+				policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.SrcAllowlist, c.HasSourced, c.Posture, c.HasNames, c.DfaStart)
 		}
 	}
 	return b.String()
@@ -114,8 +118,6 @@ func TestCompileRejects(t *testing.T) {
 	}{
 		{"syscall rules", policy.Rule{Kind: policy.KindSyscall, Match: policy.MatchSyscall, Syscalls: []string{"rmdir"}, Action: policy.ActionAudit},
 			"syscall rules are not enforced by the BPF-LSM enforcer in this version"},
-		{"patterns", policy.Rule{Kind: policy.KindFile, Match: policy.MatchPattern, Action: policy.ActionBlock},
-			"file pattern rules are not enforced"},
 		{"source directories", policy.Rule{Kind: policy.KindProcess, Match: policy.MatchPath, Path: "/bin/nc", Action: policy.ActionBlock,
 			Sources: []policy.Source{{Dir: "/opt/", Recursive: true}}}, "fromSource dir /opt/ is not enforced"},
 	}

@@ -52,7 +52,7 @@ func newTestDecider(t *testing.T) *testDecider {
 	t.Cleanup(func() {
 		d.objs.closeInner()
 		for _, c := range []interface{ Close() error }{d.objs.Prog, d.objs.In, d.objs.Out, d.objs.TrieOuter,
-			d.objs.RulesOuter, d.objs.StatsOuter, d.objs.Kinds, d.objs.Active, d.objs.Stamps, d.objs.Counters} {
+			d.objs.RulesOuter, d.objs.StatsOuter, d.objs.DfaOuter, d.objs.Kinds, d.objs.Active, d.objs.Stamps, d.objs.Counters} {
 			c.Close()
 		}
 	})

@@ -243,7 +243,7 @@ func (e *Enforcer) Close() error {
 	for _, p := range e.objs.all() {
 		errs = append(errs, p.Close())
 	}
-	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
+	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)

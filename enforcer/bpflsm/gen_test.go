@@ -46,11 +46,12 @@ var (
 	genProtocols = []policy.Protocol{policy.ProtoAll, policy.ProtoTCP, policy.ProtoUDP, policy.ProtoICMP,
 		policy.ProtoICMPv6, policy.ProtoRaw, policy.ProtoSCTP, policy.ProtoStream, policy.ProtoDgram,
 		policy.ProtoSeqPacket, policy.ProtoPacket}
-	genCaps   = []policy.Capability{0, 12, 13, 21}
-	fileOps   = []match.Op{match.OpOpenRead, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRename, match.OpChmod}
-	netOps    = []match.Op{match.OpSocketCreate, match.OpConnect, match.OpBind, match.OpAccept}
-	actions   = []policy.Action{policy.ActionAllow, policy.ActionAudit, policy.ActionBlock}
-	postures2 = []policy.Posture{policy.PostureAudit, policy.PostureBlock}
+	genCaps     = []policy.Capability{0, 12, 13, 21}
+	genPatterns = []string{"/a/*/x", "/a/**", "/{a,bin}/x", "/a/b?", "/*/b/*", "/src/s[12]", "/**/x", "/a/b/c/**"}
+	fileOps     = []match.Op{match.OpOpenRead, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRename, match.OpChmod}
+	netOps      = []match.Op{match.OpSocketCreate, match.OpConnect, match.OpBind, match.OpAccept}
+	actions     = []policy.Action{policy.ActionAllow, policy.ActionAudit, policy.ActionBlock}
+	postures2   = []policy.Posture{policy.PostureAudit, policy.PostureBlock}
 )
 
 func pick[T any](rng *rand.Rand, s []T) T { return s[rng.IntN(len(s))] }
@@ -74,11 +75,17 @@ func (u universe) randomSet(rng *rand.Rand, version uint64, root string) *policy
 		case policy.KindCapabilities:
 			r.Match, r.Capability = policy.MatchCapability, pick(rng, genCaps)
 		default:
-			switch rng.IntN(5) {
+			switch rng.IntN(6) {
 			case 0, 1:
 				r.Match, r.Path = policy.MatchPath, root+pick(rng, u.files)
 			case 2, 3:
 				r.Match, r.Path, r.Recursive = policy.MatchDir, root+pick(rng, u.dirs), rng.IntN(2) == 0
+			case 4:
+				g, err := policy.CompileGlob(root + pick(rng, genPatterns))
+				if err != nil {
+					panic(err)
+				}
+				r.Match, r.Pattern = policy.MatchPattern, g
 			default:
 				if r.Kind == policy.KindProcess {
 					r.Match, r.Path = policy.MatchExecName, pick(rng, u.names)
@@ -89,7 +96,7 @@ func (u universe) randomSet(rng *rand.Rand, version uint64, root string) *policy
 			r.OwnerOnly = rng.IntN(5) == 0
 			r.ReadOnly = r.Kind == policy.KindFile && rng.IntN(4) == 0
 		}
-		if rng.IntN(5) < 2 {
+		if r.Match != policy.MatchPattern && rng.IntN(5) < 2 { // patterns have no fromSource
 			for range 1 + rng.IntN(2) {
 				r.Sources = append(r.Sources, policy.Source{Path: root + pick(rng, u.sources)})
 			}

@@ -171,6 +171,18 @@ func TestHooks(t *testing.T) {
 				return runAs(t, r("/src/ls"), r("/f/"))
 			},
 			errno: syscall.EACCES, operation: "File", action: "Block", result: denied, resource: r("/f")},
+		{name: "matchPatterns: a file glob", spec: "  file:\n    matchPatterns:\n    - pattern: ROOT/g/*/key_*\n  action: Block\n",
+			setup: func(t *testing.T) { write(t, r("/g/alice/key_rsa")); write(t, r("/g/alice/sub/key_rsa")) },
+			act: func(t *testing.T) syscall.Errno {
+				if errno := openFile(r("/g/alice/sub/key_rsa"), unix.O_RDONLY); errno != 0 {
+					t.Errorf("'*' crossed a '/': %v", errno)
+				}
+				return openFile(r("/g/alice/key_rsa"), unix.O_RDONLY)
+			},
+			errno: syscall.EACCES, operation: "File", action: "Block", result: denied, resource: r("/g/alice/key_rsa")},
+		{name: "matchPatterns: a program glob, audited", spec: "  process:\n    matchPatterns:\n    - pattern: ROOT/src/{c,n}?*\n  action: Audit\n",
+			act:       func(t *testing.T) syscall.Errno { return errnoOf(exec.Command(r("/src/cat"), "/dev/null").Run()) },
+			operation: "Process", action: "Audit", result: passed, resource: r("/src/cat")},
 		{name: "unlink of a blocked file", spec: "  file:\n    matchPaths:\n    - path: ROOT/p/keep\n  action: Block\n",
 			setup: func(t *testing.T) { write(t, r("/p/keep")) },
 			act:   func(t *testing.T) syscall.Errno { return errnoOf(unix.Unlink(r("/p/keep"))) },

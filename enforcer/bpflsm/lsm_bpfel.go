@@ -74,6 +74,14 @@ type lsmDecision struct {
 	Pad     [3]uint8
 }
 
+type lsmDfaCtx struct {
+	_     structs.HostLayout
+	Slot  uint32
+	Pos   uint32
+	End   uint32
+	State uint32
+}
+
 type lsmKaAccess uint32
 
 const (
@@ -116,6 +124,7 @@ const (
 	lsmKaKeyTypeKA_KEY_SELF     lsmKaKeyType = 3
 	lsmKaKeyTypeKA_KEY_NAME     lsmKaKeyType = 4
 	lsmKaKeyTypeKA_KEY_EXACT    lsmKaKeyType = 5
+	lsmKaKeyTypeKA_KEY_PATTERN  lsmKaKeyType = 6
 )
 
 type lsmKaKind uint32
@@ -201,6 +210,7 @@ type lsmKindCfg struct {
 	SrcAllowlist  uint8
 	HasSourced    uint8
 	Pad           uint8
+	DfaStart      uint32
 }
 
 type lsmPathBuf struct {
@@ -322,6 +332,8 @@ const (
 	lsmMapBusy             = "busy"
 	lsmMapCollectState     = "collect_state"
 	lsmMapCounters         = "counters"
+	lsmMapDfaOuter         = "dfa_outer"
+	lsmMapDfaState         = "dfa_state"
 	lsmMapEvbuf            = "evbuf"
 	lsmMapKeybuf           = "keybuf"
 	lsmMapKinds            = "kinds"
@@ -430,6 +442,8 @@ type lsmMapSpecs struct {
 	Busy         *ebpf.MapSpec `ebpf:"busy"`
 	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	DfaOuter     *ebpf.MapSpec `ebpf:"dfa_outer"`
+	DfaState     *ebpf.MapSpec `ebpf:"dfa_state"`
 	Evbuf        *ebpf.MapSpec `ebpf:"evbuf"`
 	Keybuf       *ebpf.MapSpec `ebpf:"keybuf"`
 	Kinds        *ebpf.MapSpec `ebpf:"kinds"`
@@ -478,6 +492,8 @@ type lsmMaps struct {
 	Busy         *ebpf.Map `ebpf:"busy"`
 	CollectState *ebpf.Map `ebpf:"collect_state"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	DfaOuter     *ebpf.Map `ebpf:"dfa_outer"`
+	DfaState     *ebpf.Map `ebpf:"dfa_state"`
 	Evbuf        *ebpf.Map `ebpf:"evbuf"`
 	Keybuf       *ebpf.Map `ebpf:"keybuf"`
 	Kinds        *ebpf.Map `ebpf:"kinds"`
@@ -501,6 +517,8 @@ func (m *lsmMaps) Close() error {
 		m.Busy,
 		m.CollectState,
 		m.Counters,
+		m.DfaOuter,
+		m.DfaState,
 		m.Evbuf,
 		m.Keybuf,
 		m.Kinds,

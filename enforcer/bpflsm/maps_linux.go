@@ -26,6 +26,7 @@ type policyMaps struct {
 	TrieOuter  *ebpf.Map `ebpf:"trie_outer"`
 	RulesOuter *ebpf.Map `ebpf:"rules_outer"`
 	StatsOuter *ebpf.Map `ebpf:"stats_outer"`
+	DfaOuter   *ebpf.Map `ebpf:"dfa_outer"`
 	Kinds      *ebpf.Map `ebpf:"kinds"`
 	Active     *ebpf.Map `ebpf:"active"`
 	Stamps     *ebpf.Map `ebpf:"stamps"`
@@ -33,7 +34,7 @@ type policyMaps struct {
 
 	slot    uint32
 	version uint64
-	held    [2][]*ebpf.Map // inner maps installed in each slot: trie, rules, stats
+	held    [2][]*ebpf.Map // inner maps installed in each slot: trie, rules, stats, dfa
 }
 
 // apply writes s into the idle slot and makes it current with one store to
@@ -68,11 +69,35 @@ func (m *policyMaps) apply(s *Spec) error {
 		rules.Close()
 		return fmt.Errorf("create rule statistics map for %d rules: %w", s.NumRules, err)
 	}
+	dfaMap, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "ka_dfa",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  4,
+		MaxEntries: uint32(max(len(s.DFA), 1)),
+		Flags:      unix.BPF_F_INNER_MAP,
+	})
+	if err != nil {
+		trie.Close()
+		rules.Close()
+		stats.Close()
+		return fmt.Errorf("create pattern automaton map of %d entries: %w", len(s.DFA), err)
+	}
 	fail := func(err error) error {
 		trie.Close()
 		rules.Close()
 		stats.Close()
+		dfaMap.Close()
 		return err
+	}
+	if len(s.DFA) > 0 {
+		keys := make([]uint32, len(s.DFA))
+		for i := range keys {
+			keys[i] = uint32(i)
+		}
+		if err := putAll(dfaMap, keys, s.DFA); err != nil {
+			return fail(fmt.Errorf("fill pattern automaton: %w", err))
+		}
 	}
 	gen := s.Version<<1 | uint64(next)
 	// Unstamp the slot first: a program still deciding with the generation
@@ -108,6 +133,9 @@ func (m *policyMaps) apply(s *Spec) error {
 	if err := m.StatsOuter.Put(next, stats); err != nil {
 		return fail(fmt.Errorf("install statistics map: %w", err))
 	}
+	if err := m.DfaOuter.Put(next, dfaMap); err != nil {
+		return fail(fmt.Errorf("install pattern automaton: %w", err))
+	}
 	if err := m.Stamps.Put(next, gen); err != nil {
 		return fail(fmt.Errorf("stamp slot %d: %w", next, err))
 	}
@@ -117,7 +145,7 @@ func (m *policyMaps) apply(s *Spec) error {
 	for _, old := range m.held[next] {
 		old.Close()
 	}
-	m.held[next] = []*ebpf.Map{trie, rules, stats}
+	m.held[next] = []*ebpf.Map{trie, rules, stats, dfaMap}
 	m.slot = next
 	m.version = s.Version
 	return nil
