@@ -63,6 +63,7 @@ struct ka_btf_types {
 	struct rule_key rule_key;
 	struct rule_val rule_val;
 	struct rule_stats rule_stats;
+	struct sys_filter sys_filter;
 	enum ka_verdict verdict;
 	enum ka_op op;
 	enum ka_access access;
@@ -597,6 +598,129 @@ int BPF_PROG(ka_capable, const struct cred *cred, void *ns, int cap, unsigned in
 	return deny(&d, KA_EACCES);
 }
 
+#define KA_AT_FDCWD -100
+
+static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int n)
+{
+	switch (n) {
+	case 0:
+		return BPF_CORE_READ(regs, di);
+	case 1:
+		return BPF_CORE_READ(regs, si);
+	case 2:
+		return BPF_CORE_READ(regs, dx);
+	case 3:
+		return BPF_CORE_READ(regs, r10);
+	case 4:
+		return BPF_CORE_READ(regs, r8);
+	}
+	return BPF_CORE_READ(regs, r9);
+}
+
+/*
+ * syscall_path makes the path argument absolute in paths[KA_PATH_OBJECT]
+ * (string mode): a relative path is joined to the directory of dirfd or to
+ * the working directory, and "." and ".." are resolved as strings. It
+ * returns 0 when the call names no path.
+ */
+static __always_inline int syscall_path(struct pt_regs *regs, const struct sys_filter *f)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 exe_slot = KA_PATH_EXE, obj_slot = KA_PATH_OBJECT, zero = 0, end, start;
+	struct path_buf *tmp = bpf_map_lookup_elem(&paths, &exe_slot);
+	struct path_buf *obj = bpf_map_lookup_elem(&paths, &obj_slot);
+	struct build_ctx *c = bpf_map_lookup_elem(&build_state, &zero);
+	const char *up = (const char *)syscall_arg(regs, f->path_arg);
+	long len;
+
+	if (!tmp || !obj || !c || !up)
+		return 0;
+	len = bpf_probe_read_user_str(tmp->buf, KA_PATH_MAX, up);
+	if (len <= 1)
+		return 0;
+	len = (len - 1) & (KA_PATH_MAX - 1);
+	start = (KA_PATH_MAX - 1 - len) & (KA_PATH_MAX - 1);
+	if (tmp->buf[0] != '/') {
+		/* The base directory: dirfd's file, or the working directory. */
+		struct file *base = NULL;
+		int fd = f->dirfd_arg >= 0 ? (int)syscall_arg(regs, f->dirfd_arg) : KA_AT_FDCWD;
+
+		if (fd == KA_AT_FDCWD) {
+			collect_path(BPF_CORE_READ(task, fs, pwd.mnt), BPF_CORE_READ(task, fs, pwd.dentry), KA_PATH_OBJECT);
+		} else {
+			struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+			struct file **fds = BPF_CORE_READ(fdt, fd);
+
+			if (fd >= 0 && fd < BPF_CORE_READ(fdt, max_fds))
+				bpf_probe_read_kernel(&base, sizeof(base), &fds[fd & 0xffff]);
+			collect_file(base, KA_PATH_OBJECT);
+		}
+		if (obj->flags & KA_EV_PATH_TRUNCATED || start < 2)
+			return 1;
+		/* The base's string ends where the argument, after a '/', starts. */
+		end = start - 1;
+		barrier_var(end);
+		end &= KA_PATH_MAX - 1;
+		obj->buf[end] = '/';
+		c->slot = KA_PATH_OBJECT;
+		c->k = 0;
+		c->pos = start - 1;
+		bpf_loop(KA_MAX_DEPTH, build_step, NULL, 0);
+		end = c->pos & (KA_PATH_MAX - 1);
+		if (obj->n == 0 && end > 0)
+			end--; /* the base is "/" itself */
+		barrier_var(end); /* keep the mask for older verifiers */
+		end &= KA_PATH_MAX - 1;
+		obj->buf[end] = '/';
+		bpf_probe_read_kernel(&obj->buf[start], len, tmp->buf);
+		split_string(KA_PATH_OBJECT, end);
+		return 1;
+	}
+	bpf_probe_read_kernel(&obj->buf[start], len, tmp->buf);
+	split_string(KA_PATH_OBJECT, start);
+	return 1;
+}
+
+/* System call rules: audit-only, raised here for the listed calls. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ka_sys_enter, struct pt_regs *regs, long id)
+{
+	struct op_info o = {.kind = KA_KIND_SYSCALL, .op = KA_OP_SYSCALL, .res0 = id};
+	struct sys_filter *f;
+	struct kind_cfg *cfg;
+	struct decision d;
+	struct task_src src;
+	void *filters;
+	__u32 nr = id, slot;
+	__u64 *claim;
+	int with_path = 0;
+
+	cfg = begin(KA_KIND_SYSCALL, &d);
+	if (!cfg || id < 0 || id > 0xffff)
+		return 0;
+	slot = d.gen & 1;
+	filters = bpf_map_lookup_elem(&sysfilter_outer, &slot);
+	if (!filters)
+		return 0;
+	f = bpf_map_lookup_elem(filters, &nr);
+	if (!f || !f->flags)
+		return 0;
+	claim = claim_scratch();
+	if (!claim) {
+		decide_busy(cfg, KA_KIND_SYSCALL, &d);
+		emit_bare(&d, &o);
+		return 0;
+	}
+	subject_source(d.gen, &src);
+	if ((f->flags & 2) && f->path_arg >= 0)
+		with_path = syscall_path(regs, f);
+	decide_syscall(cfg, nr, with_path, &src, &d);
+	if (d.verdict >= KA_AUDIT)
+		emit(&d, &o, with_path);
+	release_scratch(claim);
+	return 0;
+}
+
 /*
  * Test entry point: decides on an operation given in test_in, through the
  * same decision functions the hooks use. It runs with BPF_PROG_TEST_RUN on
@@ -617,6 +741,7 @@ struct test_input {
 	__u32 type;
 	__u32 protocol;
 	__u32 cap;
+	__u32 sysnr;
 };
 
 struct test_output {
@@ -639,68 +764,21 @@ struct {
 	__type(value, struct test_output);
 } test_out SEC(".maps");
 
-struct split_ctx {
-	__u32 slot;
-	__u32 lo;  /* index of the leading '/' */
-	__u32 i;   /* one past the next character to look at, counting down */
-	__u32 end; /* one past the last character of the current component */
-	__u32 n;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct split_ctx);
-} split_state SEC(".maps");
-
-static long split_step(__u32 unused, void *unused_ctx)
-{
-	__u32 zero = 0, i;
-	struct split_ctx *c = bpf_map_lookup_elem(&split_state, &zero);
-	struct path_buf *pb;
-
-	if (!c)
-		return 1;
-	pb = bpf_map_lookup_elem(&paths, &c->slot);
-	if (!pb || c->i <= c->lo)
-		return 1;
-	i = --c->i;
-	if (pb->buf[i & (KA_PATH_MAX - 1)] != '/')
-		return 0;
-	if (c->end > i + 1 && c->n < KA_MAX_DEPTH) {
-		pb->off[c->n & (KA_MAX_DEPTH - 1)] = i + 1;
-		pb->len[c->n & (KA_MAX_DEPTH - 1)] = c->end - (i + 1);
-		c->n++;
-	}
-	c->end = i;
-	return 0;
-}
-
-/* split lays out an absolute path string in string mode. */
-static __always_inline void split(const __u8 *src, __u32 len, __u32 slot)
+/* split_input copies a test path into paths[slot] and splits it. */
+static __always_inline void split_input(const __u8 *src, __u32 len, __u32 slot)
 {
 	struct path_buf *pb = bpf_map_lookup_elem(&paths, &slot);
-	__u32 zero = 0;
-	struct split_ctx *c = bpf_map_lookup_elem(&split_state, &zero);
+	__u32 start;
 
-	if (!pb || !c)
+	if (!pb)
 		return;
 	if (len > KA_PATH_MAX - 1)
 		len = KA_PATH_MAX - 1;
-	pb->flags = 0;
-	pb->mode = KA_PB_STRING;
-	pb->have_string = 1;
-	pb->start = (KA_PATH_MAX - 1 - len) & (KA_PATH_MAX - 1);
-	pb->buf[KA_PATH_MAX - 1] = 0;
-	bpf_probe_read_kernel(&pb->buf[pb->start & (KA_PATH_MAX - 1)], len & (KA_PATH_MAX - 1), src);
-	c->slot = slot;
-	c->n = 0;
-	c->lo = pb->start;
-	c->i = KA_PATH_MAX - 1;
-	c->end = KA_PATH_MAX - 1;
-	bpf_loop(KA_PATH_MAX, split_step, NULL, 0);
-	pb->n = len ? c->n : 0;
+	start = (KA_PATH_MAX - 1 - len) & (KA_PATH_MAX - 1);
+	bpf_probe_read_kernel(&pb->buf[start], len & (KA_PATH_MAX - 1), src);
+	split_string(slot, start);
+	if (!len)
+		pb->n = 0;
 }
 
 SEC("raw_tp/ka_test_decide")
@@ -719,8 +797,8 @@ int ka_test_decide(void *ctx)
 		return 0;
 	out->d.verdict = KA_NOMATCH;
 	out->d.rule = 0;
-	split(in->path, in->path_len, KA_PATH_OBJECT);
-	split(in->exe, in->exe_len, KA_PATH_EXE);
+	split_input(in->path, in->path_len, KA_PATH_OBJECT);
+	split_input(in->exe, in->exe_len, KA_PATH_EXE);
 	obj = bpf_map_lookup_elem(&paths, &zero);
 	exe = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
 	if (!obj || !exe)
@@ -744,6 +822,9 @@ int ka_test_decide(void *ctx)
 		break;
 	case KA_KIND_CAPABILITIES:
 		decide_node(cfg, in->kind, in->op, KA_PSEUDO_CAP | (in->cap & 0xff), &src, &out->d);
+		break;
+	case KA_KIND_SYSCALL:
+		decide_syscall(cfg, in->sysnr, in->path_len > 0, &src, &out->d);
 		break;
 	default:
 		decide_path(cfg, in->kind, in->op, in->not_owner, &src, &out->d);

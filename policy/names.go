@@ -165,3 +165,13 @@ func SyscallNumber(name string) (int, bool) {
 	n, ok := syscallNumbers[strings.ToLower(name)]
 	return n, ok
 }
+
+// SyscallName returns the x86_64 name of a system call number.
+func SyscallName(nr int) (string, bool) {
+	for name, n := range syscallNumbers {
+		if n == nr {
+			return name, true
+		}
+	}
+	return "", false
+}

@@ -190,6 +190,9 @@ func (s Source) String() string {
 // or at any depth when recursive. The directory itself is in it too, so that
 // a rule on /secret/ also covers listing /secret.
 func InDir(path, dir string, recursive bool) bool {
+	if path == "" {
+		return false // no path at all (a syscall without one) is in no directory
+	}
 	if path+"/" == dir || path == dir {
 		return true // the directory itself ("/" is its own spelling)
 	}

@@ -80,6 +80,19 @@ struct signal_struct {
 	atomic_t live;
 } __ka_core;
 
+struct fs_struct {
+	struct path pwd;
+} __ka_core;
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __ka_core;
+
+struct files_struct {
+	struct fdtable *fdt;
+} __ka_core;
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -87,7 +100,19 @@ struct task_struct {
 	struct mm_struct *mm;
 	const struct cred *cred;
 	struct signal_struct *signal;
+	struct fs_struct *fs;
+	struct files_struct *files;
 	char comm[16];
+} __ka_core;
+
+/* The x86-64 register frame a syscall enters with. */
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long r9;
 } __ka_core;
 
 struct linux_binprm {

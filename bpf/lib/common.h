@@ -46,6 +46,7 @@ enum ka_op {
 	KA_OP_ACCEPT = 16,
 	KA_OP_BIND = 17,
 	KA_OP_CAPABLE = 18,
+	KA_OP_SYSCALL = 19,
 };
 
 /* Access classes: operations that every rule treats alike share rule map
@@ -56,6 +57,7 @@ enum ka_access {
 	KA_ACC_WRITE = 3,
 	KA_ACC_NET = 4,
 	KA_ACC_CAP = 5,
+	KA_ACC_SYSCALL = 6,
 };
 
 static __always_inline __u8 access_of(__u8 op)
@@ -68,7 +70,9 @@ static __always_inline __u8 access_of(__u8 op)
 		return KA_ACC_WRITE;
 	if (op <= KA_OP_BIND)
 		return KA_ACC_NET;
-	return KA_ACC_CAP;
+	if (op == KA_OP_CAPABLE)
+		return KA_ACC_CAP;
+	return KA_ACC_SYSCALL;
 }
 
 /* Rule kinds, numbered as policy.Kind in Go. */

@@ -244,4 +244,88 @@ static __always_inline struct path_buf *path_string(__u32 slot)
 	return pb;
 }
 
+/*
+ * Splitting a path string (string mode): the syscall hook builds one from a
+ * user's argument, and the test program from its input. "." components are
+ * dropped and ".." removes the component before it, as path lookup would
+ * (without following symbolic links, which a string does not know of).
+ */
+struct split_ctx {
+	__u32 slot;
+	__u32 lo;   /* index of the leading '/' */
+	__u32 i;    /* one past the next character to look at, counting down */
+	__u32 end;  /* one past the last character of the current component */
+	__u32 n;
+	__u32 skip; /* components still to drop for ".." seen to their right */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct split_ctx);
+} split_state SEC(".maps");
+
+static long split_step(__u32 unused, void *unused_ctx)
+{
+	__u32 zero = 0, i, len, start;
+	struct split_ctx *c = bpf_map_lookup_elem(&split_state, &zero);
+	struct path_buf *pb;
+
+	if (!c)
+		return 1;
+	pb = bpf_map_lookup_elem(&paths, &c->slot);
+	if (!pb || c->i <= c->lo)
+		return 1;
+	i = --c->i;
+	if (pb->buf[i & (KA_PATH_MAX - 1)] != '/')
+		return 0;
+	start = i + 1;
+	len = c->end > start ? c->end - start : 0;
+	c->end = i;
+	if (len == 0 || (len == 1 && pb->buf[start & (KA_PATH_MAX - 1)] == '.'))
+		return 0;
+	if (len == 2 && pb->buf[start & (KA_PATH_MAX - 1)] == '.' && pb->buf[(start + 1) & (KA_PATH_MAX - 1)] == '.') {
+		c->skip++;
+		return 0;
+	}
+	if (c->skip) {
+		c->skip--;
+		return 0;
+	}
+	if (len >= KA_NAME_LEN || c->n >= KA_MAX_DEPTH) {
+		pb->flags |= KA_EV_PATH_TRUNCATED;
+		return 1;
+	}
+	pb->off[c->n & (KA_MAX_DEPTH - 1)] = start;
+	pb->len[c->n & (KA_MAX_DEPTH - 1)] = len;
+	c->n++;
+	return 0;
+}
+
+/* split_string lays out the string at paths[slot].buf[start..KA_PATH_MAX-1)
+ * in string mode. */
+static __always_inline void split_string(__u32 slot, __u32 start)
+{
+	struct path_buf *pb = bpf_map_lookup_elem(&paths, &slot);
+	__u32 zero = 0;
+	struct split_ctx *c = bpf_map_lookup_elem(&split_state, &zero);
+
+	if (!pb || !c)
+		return;
+	pb->flags = 0;
+	pb->mode = KA_PB_STRING;
+	pb->have_string = 1;
+	pb->start = start & (KA_PATH_MAX - 1);
+	pb->buf[KA_PATH_MAX - 1] = 0;
+	c->slot = slot;
+	c->n = 0;
+	c->skip = 0;
+	c->lo = pb->start;
+	c->i = KA_PATH_MAX - 1;
+	c->end = KA_PATH_MAX - 1;
+	bpf_loop(KA_PATH_MAX, split_step, NULL, 0);
+	pb->n = c->n;
+}
+
 #endif /* KA_PATH_H */

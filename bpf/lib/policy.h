@@ -27,6 +27,7 @@
 #define KA_PSEUDO_PROTO 0x80000000u    /* | protocol: node of a matchProtocols value */
 #define KA_PSEUDO_CAP 0x81000000u      /* | capability: node of a matchCapabilities value */
 #define KA_PSEUDO_DFA 0x82000000u      /* | state: node of an accepting pattern automaton state */
+#define KA_PSEUDO_SYSCALL 0x83000000u  /* node of syscall rules without a path */
 
 struct trie_key {
 	__u32 parent;
@@ -66,7 +67,7 @@ struct rule_key {
 	__u32 source; /* node of the fromSource executable, 0 for any */
 	__u8 type;    /* enum ka_key_type */
 	__u8 access;  /* enum ka_access */
-	__u16 pad;
+	__u16 sysnr;  /* the system call, for access KA_ACC_SYSCALL; else 0 */
 };
 
 /* Best rule per action (Allow, Audit, Block) and per owner relation
@@ -193,6 +194,29 @@ static __always_inline __u32 run_dfa(__u32 slot, __u32 start)
 	return c->state;
 }
 
+/* Which system calls have rules, and where their path argument is. */
+struct sys_filter {
+	__u8 flags;    /* 1: rules without a path; 2: rules on a path */
+	__s8 path_arg; /* argument holding the path, -1 for none */
+	__s8 dirfd_arg; /* argument holding the directory fd a relative path is from, -1: the cwd */
+	__u8 pad;
+};
+
+struct sysfilter_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct sys_filter));
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct sysfilter_map);
+} sysfilter_outer SEC(".maps");
+
 /* Decisions per rule of a generation, indexed by rule ID (0: the default
  * posture). Shared, not per CPU, so memory does not grow with CPUs times
  * rules; the adds are atomic. */
@@ -294,6 +318,8 @@ struct walk_ctx {
 	__u8 not_owner;
 	__u8 apply;     /* 0 while walking the executable's path */
 	__u8 pad;
+	__u16 sysnr;
+	__u16 pad2;
 };
 
 struct {
@@ -329,7 +355,7 @@ static __always_inline void take(struct walk_ctx *w, struct rule_val *v)
  * the more specific ones for this source. */
 static __always_inline void apply_rules(struct walk_ctx *w, __u32 node, __u32 flags, __u8 type)
 {
-	struct rule_key k = {.node = node, .type = type, .access = w->access};
+	struct rule_key k = {.node = node, .type = type, .access = w->access, .sysnr = w->sysnr};
 	struct rule_val *v;
 
 	if (flags & KA_NF_ANY(type)) {
@@ -597,6 +623,45 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 	if (w->terminal)
 		apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
 	finish(w, cfg, kind, src->flags, d);
+}
+
+/* decide_syscall decides system call nr: its rules without a path, then,
+ * when the call names one (in paths[KA_PATH_OBJECT], string mode), those on
+ * the path. Syscall rules only ever audit. */
+static __always_inline void decide_syscall(struct kind_cfg *cfg, __u16 nr, int with_path,
+					   const struct task_src *src, struct decision *d)
+{
+	struct path_buf *obj = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_OBJECT});
+	struct walk_ctx *w = start_walk(d->gen, KA_ACC_SYSCALL, 0);
+
+	if (!obj || !w)
+		return;
+	count(KA_CNT_DECISIONS);
+	if (subject_unknown(cfg, src) || (with_path && (obj->flags & KA_EV_PATH_TRUNCATED))) {
+		unresolvable(cfg, KA_KIND_SYSCALL, src->unknown ? NULL : src, d);
+		return;
+	}
+	w->source = src->source;
+	w->sysnr = nr;
+	apply_rules(w, KA_PSEUDO_SYSCALL, KA_NF_ANY(KA_KEY_EXACT) | KA_NF_SRC(KA_KEY_EXACT), KA_KEY_EXACT);
+	if (with_path) {
+		w->which = KA_PATH_OBJECT;
+		w->idx = obj->n;
+		w->node = KA_ROOT_NODE;
+		w->flags = root_flags(w);
+		w->apply = 1;
+		if (obj->n == 0) {
+			w->terminal = KA_ROOT_NODE;
+			w->tflags = w->flags;
+		} else {
+			bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
+		}
+		if (w->terminal) {
+			apply_rules(w, w->terminal, w->tflags, KA_KEY_SELF);
+			apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
+		}
+	}
+	finish(w, cfg, KA_KIND_SYSCALL, src->flags, d);
 }
 
 /* decide_node decides on one pseudo-node (a capability). */

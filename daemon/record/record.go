@@ -93,6 +93,13 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 		a.Resource = "CAP_" + strings.ToUpper(policy.Capability(ev.Res0).String())
 	}
 	a.Data = "lsm=" + lsmHook(ev.Op)
+	if ev.Op == match.OpSyscall {
+		name, ok := policy.SyscallName(int(ev.Res0))
+		if !ok {
+			name = strconv.FormatUint(uint64(ev.Res0), 10)
+		}
+		a.Data = "syscall=SYS_" + strings.ToUpper(name)
+	}
 	if ev.Observed && ev.Op == match.OpExec {
 		a.Data = "syscall=SYS_EXECVE"
 	}

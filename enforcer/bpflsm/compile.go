@@ -56,6 +56,8 @@ type Spec struct {
 	Version  uint64
 	NumRules int
 	DFA      []uint32 // the pattern automaton: next state at [state*256 + byte]
+	// Syscalls has an entry for each system call with rules; nil if none.
+	Syscalls []lsmSysFilter
 	Trie     []TrieEntry
 	Rules    []RuleEntry
 	Kinds    [kindSlots]lsmKindCfg
@@ -68,6 +70,8 @@ const (
 	pseudoProtocol  = 0x80000000
 	pseudoCapabilty = 0x81000000
 	pseudoDFA       = 0x82000000
+	pseudoSyscall   = 0x83000000
+	maxSyscall      = 512 // size of the syscall filter table; x86-64 numbers stay below it
 )
 
 // Key types, from the C enum.
@@ -107,6 +111,8 @@ func accessesOf(k policy.Kind) []access {
 		return []access{{uint8(lsmKaAccessKA_ACC_NET), match.OpConnect}}
 	case policy.KindCapabilities:
 		return []access{{uint8(lsmKaAccessKA_ACC_CAP), match.OpCapable}}
+	case policy.KindSyscall:
+		return []access{{uint8(lsmKaAccessKA_ACC_SYSCALL), match.OpSyscall}}
 	}
 	return nil
 }
@@ -190,6 +196,9 @@ func (c *compiler) child(parent uint32, name string) uint32 {
 }
 
 func (c *compiler) add(r *policy.Rule) error {
+	if r.Kind == policy.KindSyscall {
+		return c.addSyscall(r)
+	}
 	accesses := accessesOf(r.Kind)
 	if accesses == nil {
 		return fmt.Errorf("%s rules are not enforced by the BPF-LSM enforcer in this version", strings.ToLower(r.Kind.String()))
@@ -216,20 +225,9 @@ func (c *compiler) add(r *policy.Rule) error {
 		return fmt.Errorf("%s %s rules are not enforced by the BPF-LSM enforcer in this version",
 			strings.ToLower(r.Kind.String()), r.Match)
 	}
-	sources := []uint32{0}
-	if len(r.Sources) > 0 {
-		sources = sources[:0]
-		for _, s := range r.Sources {
-			if s.Path == "" {
-				return fmt.Errorf("fromSource dir %s is not enforced by the BPF-LSM enforcer in this version; list executables with path", s.Dir)
-			}
-			n := c.node(s.Path)
-			c.flags[n] |= flagSource
-			if r.Action == policy.ActionAllow {
-				c.flags[n] |= flagAllowList(r.Kind)
-			}
-			sources = append(sources, n)
-		}
+	sources, err := c.sources(r)
+	if err != nil {
+		return err
 	}
 	for _, src := range sources {
 		for _, t := range types {
@@ -242,6 +240,82 @@ func (c *compiler) add(r *policy.Rule) error {
 			}
 			for _, a := range accesses {
 				c.attach(lsmRuleKey{Node: obj, Source: src, Type: t, Access: a.class}, r, a.op)
+			}
+		}
+	}
+	return nil
+}
+
+// sources returns the trie nodes of r's fromSource executables, or [0] for
+// a rule without fromSource.
+func (c *compiler) sources(r *policy.Rule) ([]uint32, error) {
+	if len(r.Sources) == 0 {
+		return []uint32{0}, nil
+	}
+	var out []uint32
+	for _, s := range r.Sources {
+		if s.Path == "" {
+			return nil, fmt.Errorf("fromSource dir %s is not enforced by the BPF-LSM enforcer in this version; list executables with path", s.Dir)
+		}
+		n := c.node(s.Path)
+		c.flags[n] |= flagSource
+		if r.Action == policy.ActionAllow {
+			c.flags[n] |= flagAllowList(r.Kind)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// addSyscall attaches an audit-only syscall rule: to the syscall pseudo
+// node when it names no path, else to the path's node, once per system call.
+func (c *compiler) addSyscall(r *policy.Rule) error {
+	sources, err := c.sources(r)
+	if err != nil {
+		return err
+	}
+	obj, types := uint32(pseudoSyscall), []uint8{keyExact}
+	switch {
+	case r.Path == "":
+	case strings.HasSuffix(r.Path, "/"):
+		obj, types = c.node(r.Path), []uint8{keyParent, keySelf}
+		if r.Recursive {
+			types = append(types, keyAncestor)
+		}
+	default:
+		obj = c.node(r.Path)
+	}
+	if c.spec.Syscalls == nil {
+		c.spec.Syscalls = make([]lsmSysFilter, maxSyscall)
+	}
+	for _, name := range r.Syscalls {
+		nr, _ := policy.SyscallNumber(name)
+		if nr >= maxSyscall {
+			return fmt.Errorf("system call %s (%d) is beyond the %d the enforcer tracks", name, nr, maxSyscall)
+		}
+		f := &c.spec.Syscalls[nr]
+		f.PathArg, f.DirfdArg = -1, -1
+		if pa, ok := syscallPathArg(name); ok {
+			f.PathArg, f.DirfdArg = pa.path, pa.dirfd
+		}
+		if r.Path == "" {
+			f.Flags |= 1
+		} else {
+			if f.PathArg < 0 {
+				return fmt.Errorf("system call %s takes no path, so it cannot match path %s", name, r.Path)
+			}
+			f.Flags |= 2
+		}
+		for _, src := range sources {
+			for _, t := range types {
+				if obj != pseudoSyscall {
+					if src == 0 {
+						c.flags[obj] |= flagAny(t)
+					} else {
+						c.flags[obj] |= flagSrc(t)
+					}
+				}
+				c.attach(lsmRuleKey{Node: obj, Source: src, Type: t, Access: uint8(lsmKaAccessKA_ACC_SYSCALL), Sysnr: uint16(nr)}, r, match.OpSyscall)
 			}
 		}
 	}

@@ -116,8 +116,8 @@ func TestCompileRejects(t *testing.T) {
 		rule policy.Rule
 		want string
 	}{
-		{"syscall rules", policy.Rule{Kind: policy.KindSyscall, Match: policy.MatchSyscall, Syscalls: []string{"rmdir"}, Action: policy.ActionAudit},
-			"syscall rules are not enforced by the BPF-LSM enforcer in this version"},
+		{"a path on a syscall that takes none", policy.Rule{Kind: policy.KindSyscall, Match: policy.MatchSyscall, Syscalls: []string{"kill"},
+			Path: "/tmp/x", Action: policy.ActionAudit}, "system call kill takes no path, so it cannot match path /tmp/x"},
 		{"source directories", policy.Rule{Kind: policy.KindProcess, Match: policy.MatchPath, Path: "/bin/nc", Action: policy.ActionBlock,
 			Sources: []policy.Source{{Dir: "/opt/", Recursive: true}}}, "fromSource dir /opt/ is not enforced"},
 	}

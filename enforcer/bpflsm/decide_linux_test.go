@@ -52,7 +52,7 @@ func newTestDecider(t *testing.T) *testDecider {
 	t.Cleanup(func() {
 		d.objs.closeInner()
 		for _, c := range []interface{ Close() error }{d.objs.Prog, d.objs.In, d.objs.Out, d.objs.TrieOuter,
-			d.objs.RulesOuter, d.objs.StatsOuter, d.objs.DfaOuter, d.objs.Kinds, d.objs.Active, d.objs.Stamps, d.objs.Counters} {
+			d.objs.RulesOuter, d.objs.StatsOuter, d.objs.DfaOuter, d.objs.SysOuter, d.objs.Kinds, d.objs.Active, d.objs.Stamps, d.objs.Counters} {
 			c.Close()
 		}
 	})
@@ -79,6 +79,10 @@ func (d *testDecider) decide(t testing.TB, op match.Op, s match.Subject, o match
 		Type:     uint32(o.Socket.Type),
 		Protocol: uint32(o.Socket.Protocol),
 		Cap:      uint32(o.Capability),
+	}
+	if op == match.OpSyscall {
+		nr, _ := policy.SyscallNumber(o.Syscall)
+		in.Sysnr = uint32(nr)
 	}
 	in.PathLen = uint32(copy(in.Path[:], o.Path))
 	in.ExeLen = uint32(copy(in.Exe[:], s.Exe))
@@ -196,7 +200,7 @@ func TestHookNames(t *testing.T) {
 			t.Errorf("no program %s", n)
 		}
 	}
-	if len(spec.Programs) != len(names)+1 { // and the test program
+	if len(spec.Programs) != len(names)+2 { // and sys_enter and the test program
 		t.Errorf("the object has %d programs, names() lists %d", len(spec.Programs), len(names))
 	}
 }

@@ -81,10 +81,14 @@ type Enforcer struct {
 	log  *slog.Logger
 	objs struct {
 		hooks
-		Alerts *ebpf.Map `ebpf:"alerts"`
+		// SysEnter runs on every system call, so it is attached only
+		// while syscall rules are in force (see Apply).
+		SysEnter *ebpf.Program `ebpf:"ka_sys_enter"`
+		Alerts   *ebpf.Map     `ebpf:"alerts"`
 		policyMaps
 	}
-	links []link.Link
+	sysLink link.Link
+	links   []link.Link
 
 	pinDir          string
 	pinned          bool
@@ -153,7 +157,31 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	if err != nil {
 		return err
 	}
-	return e.objs.apply(spec)
+	// The syscall program goes on before a set with syscall rules is in
+	// force, and off after the last such set is gone.
+	if spec.Syscalls != nil && e.sysLink == nil {
+		l, err := link.AttachTracing(link.TracingOptions{Program: e.objs.SysEnter})
+		if err != nil {
+			return fmt.Errorf("attach sys_enter: %w", err)
+		}
+		e.sysLink = l
+		if e.pinned {
+			if err := l.Pin(e.sysLinkPin()); err != nil {
+				return fmt.Errorf("pin sys_enter: %w", err)
+			}
+		}
+	}
+	if err := e.objs.apply(spec); err != nil {
+		return err
+	}
+	if spec.Syscalls == nil && e.sysLink != nil {
+		if e.pinned {
+			e.sysLink.Unpin()
+		}
+		e.sysLink.Close()
+		e.sysLink = nil
+	}
+	return nil
 }
 
 // Run implements enforcer.Enforcer: it reads the alert ring buffer.
@@ -240,10 +268,14 @@ func (e *Enforcer) Close() error {
 	}
 	e.links = nil
 	e.objs.closeInner()
-	for _, p := range e.objs.all() {
+	if e.sysLink != nil {
+		errs = append(errs, e.sysLink.Close())
+		e.sysLink = nil
+	}
+	for _, p := range append(e.objs.all(), e.objs.SysEnter) {
 		errs = append(errs, p.Close())
 	}
-	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
+	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.SysOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)

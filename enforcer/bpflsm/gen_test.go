@@ -28,7 +28,7 @@ var hostUniverse = universe{
 	names:   []string{"x", "y", "s1"},
 	sources: []string{"/src/s1", "/src/s2", "/a/b/x"},
 	exes:    []string{"/src/s1", "/src/s2", "/a/b/x", "/other/exe"},
-	kinds:   []policy.Kind{policy.KindProcess, policy.KindFile, policy.KindNetwork, policy.KindCapabilities},
+	kinds:   []policy.Kind{policy.KindProcess, policy.KindFile, policy.KindNetwork, policy.KindCapabilities, policy.KindSyscall},
 }
 
 // Sockets and capabilities the generator uses; each socket matches several
@@ -46,12 +46,14 @@ var (
 	genProtocols = []policy.Protocol{policy.ProtoAll, policy.ProtoTCP, policy.ProtoUDP, policy.ProtoICMP,
 		policy.ProtoICMPv6, policy.ProtoRaw, policy.ProtoSCTP, policy.ProtoStream, policy.ProtoDgram,
 		policy.ProtoSeqPacket, policy.ProtoPacket}
-	genCaps     = []policy.Capability{0, 12, 13, 21}
-	genPatterns = []string{"/a/*/x", "/a/**", "/{a,bin}/x", "/a/b?", "/*/b/*", "/src/s[12]", "/**/x", "/a/b/c/**"}
-	fileOps     = []match.Op{match.OpOpenRead, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRename, match.OpChmod}
-	netOps      = []match.Op{match.OpSocketCreate, match.OpConnect, match.OpBind, match.OpAccept}
-	actions     = []policy.Action{policy.ActionAllow, policy.ActionAudit, policy.ActionBlock}
-	postures2   = []policy.Posture{policy.PostureAudit, policy.PostureBlock}
+	genCaps      = []policy.Capability{0, 12, 13, 21}
+	pathSyscalls = []string{"unlinkat", "rmdir", "fchmodat", "openat"}
+	genSyscalls  = append([]string{"kill", "setuid"}, pathSyscalls...)
+	genPatterns  = []string{"/a/*/x", "/a/**", "/{a,bin}/x", "/a/b?", "/*/b/*", "/src/s[12]", "/**/x", "/a/b/c/**"}
+	fileOps      = []match.Op{match.OpOpenRead, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRename, match.OpChmod}
+	netOps       = []match.Op{match.OpSocketCreate, match.OpConnect, match.OpBind, match.OpAccept}
+	actions      = []policy.Action{policy.ActionAllow, policy.ActionAudit, policy.ActionBlock}
+	postures2    = []policy.Posture{policy.PostureAudit, policy.PostureBlock}
 )
 
 func pick[T any](rng *rand.Rand, s []T) T { return s[rng.IntN(len(s))] }
@@ -74,6 +76,16 @@ func (u universe) randomSet(rng *rand.Rand, version uint64, root string) *policy
 			r.Match, r.Protocol = policy.MatchProtocol, pick(rng, genProtocols)
 		case policy.KindCapabilities:
 			r.Match, r.Capability = policy.MatchCapability, pick(rng, genCaps)
+		case policy.KindSyscall:
+			r.Match, r.Action = policy.MatchSyscall, policy.ActionAudit
+			switch rng.IntN(3) {
+			case 0:
+				r.Syscalls = []string{pick(rng, genSyscalls), pick(rng, genSyscalls)}
+			case 1:
+				r.Syscalls, r.Path = []string{pick(rng, pathSyscalls)}, root+pick(rng, u.files)
+			default:
+				r.Syscalls, r.Path, r.Recursive = []string{pick(rng, pathSyscalls)}, root+pick(rng, u.dirs), rng.IntN(2) == 0
+			}
 		default:
 			switch rng.IntN(6) {
 			case 0, 1:
@@ -125,6 +137,12 @@ func (u universe) randomQuery(rng *rand.Rand, root string) (match.Op, match.Subj
 		return pick(rng, netOps), s, match.Object{Socket: pick(rng, genSockets)}
 	case policy.KindCapabilities:
 		return match.OpCapable, s, match.Object{Capability: pick(rng, genCaps)}
+	case policy.KindSyscall:
+		o := match.Object{Syscall: pick(rng, genSyscalls)}
+		if rng.IntN(3) > 0 {
+			o.Path = root + pick(rng, u.files)
+		}
+		return match.OpSyscall, s, o
 	}
 	o.Path = root + pick(rng, u.files)
 	if rng.IntN(3) == 0 {

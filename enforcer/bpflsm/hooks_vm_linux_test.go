@@ -274,6 +274,31 @@ func TestHooks(t *testing.T) {
 			},
 			// Go listens with MPTCP where it can (protocol 262): both are tcp.
 			errno: syscall.EACCES, operation: "Network", action: "Block", result: denied, resource: "domain=AF_INET type=SOCK_STREAM protocol="},
+		{name: "syscalls: audited by name", spec: "  syscalls:\n    matchSyscalls:\n    - syscall: [getpgid]\n",
+			act:       func(t *testing.T) syscall.Errno { _, err := unix.Getpgid(0); return errnoOf(err) },
+			operation: "Syscall", action: "Audit", result: passed},
+		{name: "syscalls: a relative path is made absolute", spec: "  syscalls:\n    matchPaths:\n    - syscall: [unlinkat, unlink]\n      path: ROOT/sys/\n      recursive: true\n",
+			setup: func(t *testing.T) { write(t, r("/sys/a/b/victim")) },
+			act: func(t *testing.T) syscall.Errno {
+				wd, _ := os.Getwd()
+				defer os.Chdir(wd)
+				if err := os.Chdir(r("/sys/a")); err != nil {
+					t.Fatal(err)
+				}
+				return errnoOf(unix.Unlinkat(unix.AT_FDCWD, "./b/../b/victim", 0))
+			},
+			operation: "Syscall", action: "Audit", result: passed, resource: r("/sys/a/")},
+		{name: "syscalls: a path relative to a directory descriptor", spec: "  syscalls:\n    matchPaths:\n    - syscall: [mkdirat]\n      path: ROOT/sys/fd/new\n",
+			setup: func(t *testing.T) { os.MkdirAll(r("/sys/fd"), 0o755) },
+			act: func(t *testing.T) syscall.Errno {
+				fd, err := unix.Open(r("/sys/fd"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(fd)
+				return errnoOf(unix.Mkdirat(fd, "new", 0o755))
+			},
+			operation: "Syscall", action: "Audit", result: passed, resource: r("/sys/fd/")},
 		{name: "capable: Block chown", spec: "  capabilities:\n    matchCapabilities:\n    - capability: chown\n  action: Block\n",
 			setup: func(t *testing.T) { write(t, r("/c/x")) },
 			act:   func(t *testing.T) syscall.Errno { return errnoOf(unix.Chown(r("/c/x"), 1000, 1000)) },

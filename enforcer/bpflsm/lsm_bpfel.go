@@ -85,11 +85,12 @@ type lsmDfaCtx struct {
 type lsmKaAccess uint32
 
 const (
-	lsmKaAccessKA_ACC_EXEC  lsmKaAccess = 1
-	lsmKaAccessKA_ACC_READ  lsmKaAccess = 2
-	lsmKaAccessKA_ACC_WRITE lsmKaAccess = 3
-	lsmKaAccessKA_ACC_NET   lsmKaAccess = 4
-	lsmKaAccessKA_ACC_CAP   lsmKaAccess = 5
+	lsmKaAccessKA_ACC_EXEC    lsmKaAccess = 1
+	lsmKaAccessKA_ACC_READ    lsmKaAccess = 2
+	lsmKaAccessKA_ACC_WRITE   lsmKaAccess = 3
+	lsmKaAccessKA_ACC_NET     lsmKaAccess = 4
+	lsmKaAccessKA_ACC_CAP     lsmKaAccess = 5
+	lsmKaAccessKA_ACC_SYSCALL lsmKaAccess = 6
 )
 
 type lsmKaCounter uint32
@@ -168,6 +169,7 @@ const (
 	lsmKaOpKA_OP_ACCEPT        lsmKaOp = 16
 	lsmKaOpKA_OP_BIND          lsmKaOp = 17
 	lsmKaOpKA_OP_CAPABLE       lsmKaOp = 18
+	lsmKaOpKA_OP_SYSCALL       lsmKaOp = 19
 )
 
 type lsmKaProto uint32
@@ -233,7 +235,7 @@ type lsmRuleKey struct {
 	Source uint32
 	Type   uint8
 	Access uint8
-	Pad    uint16
+	Sysnr  uint16
 }
 
 type lsmRuleStats struct {
@@ -255,6 +257,15 @@ type lsmSplitCtx struct {
 	I    uint32
 	End  uint32
 	N    uint32
+	Skip uint32
+}
+
+type lsmSysFilter struct {
+	_        structs.HostLayout
+	Flags    uint8
+	PathArg  int8
+	DirfdArg int8
+	Pad      uint8
 }
 
 type lsmTaskSrc struct {
@@ -282,6 +293,7 @@ type lsmTestInput struct {
 	Type     uint32
 	Protocol uint32
 	Cap      uint32
+	Sysnr    uint32
 }
 
 type lsmTestOutput struct {
@@ -320,6 +332,8 @@ type lsmWalkCtx struct {
 	NotOwner uint8
 	Apply    uint8
 	Pad      uint8
+	Sysnr    uint16
+	Pad2     uint16
 }
 
 // Names of all BPF objects in the ELF.
@@ -342,6 +356,7 @@ const (
 	lsmMapSplitState       = "split_state"
 	lsmMapStamps           = "stamps"
 	lsmMapStatsOuter       = "stats_outer"
+	lsmMapSysfilterOuter   = "sysfilter_outer"
 	lsmMapTaskSrcs         = "task_srcs"
 	lsmMapTestIn           = "test_in"
 	lsmMapTestOut          = "test_out"
@@ -365,6 +380,7 @@ const (
 	lsmProgKaSocketBind    = "ka_socket_bind"
 	lsmProgKaSocketConnect = "ka_socket_connect"
 	lsmProgKaSocketCreate  = "ka_socket_create"
+	lsmProgKaSysEnter      = "ka_sys_enter"
 	lsmProgKaTestDecide    = "ka_test_decide"
 	lsmVarKaUnusedTypes    = "ka_unused_types"
 )
@@ -429,6 +445,7 @@ type lsmProgramSpecs struct {
 	KaSocketBind    *ebpf.ProgramSpec `ebpf:"ka_socket_bind"`
 	KaSocketConnect *ebpf.ProgramSpec `ebpf:"ka_socket_connect"`
 	KaSocketCreate  *ebpf.ProgramSpec `ebpf:"ka_socket_create"`
+	KaSysEnter      *ebpf.ProgramSpec `ebpf:"ka_sys_enter"`
 	KaTestDecide    *ebpf.ProgramSpec `ebpf:"ka_test_decide"`
 }
 
@@ -436,27 +453,28 @@ type lsmProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmMapSpecs struct {
-	Active       *ebpf.MapSpec `ebpf:"active"`
-	Alerts       *ebpf.MapSpec `ebpf:"alerts"`
-	BuildState   *ebpf.MapSpec `ebpf:"build_state"`
-	Busy         *ebpf.MapSpec `ebpf:"busy"`
-	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	DfaOuter     *ebpf.MapSpec `ebpf:"dfa_outer"`
-	DfaState     *ebpf.MapSpec `ebpf:"dfa_state"`
-	Evbuf        *ebpf.MapSpec `ebpf:"evbuf"`
-	Keybuf       *ebpf.MapSpec `ebpf:"keybuf"`
-	Kinds        *ebpf.MapSpec `ebpf:"kinds"`
-	Paths        *ebpf.MapSpec `ebpf:"paths"`
-	RulesOuter   *ebpf.MapSpec `ebpf:"rules_outer"`
-	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
-	Stamps       *ebpf.MapSpec `ebpf:"stamps"`
-	StatsOuter   *ebpf.MapSpec `ebpf:"stats_outer"`
-	TaskSrcs     *ebpf.MapSpec `ebpf:"task_srcs"`
-	TestIn       *ebpf.MapSpec `ebpf:"test_in"`
-	TestOut      *ebpf.MapSpec `ebpf:"test_out"`
-	TrieOuter    *ebpf.MapSpec `ebpf:"trie_outer"`
-	WalkState    *ebpf.MapSpec `ebpf:"walk_state"`
+	Active         *ebpf.MapSpec `ebpf:"active"`
+	Alerts         *ebpf.MapSpec `ebpf:"alerts"`
+	BuildState     *ebpf.MapSpec `ebpf:"build_state"`
+	Busy           *ebpf.MapSpec `ebpf:"busy"`
+	CollectState   *ebpf.MapSpec `ebpf:"collect_state"`
+	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	DfaOuter       *ebpf.MapSpec `ebpf:"dfa_outer"`
+	DfaState       *ebpf.MapSpec `ebpf:"dfa_state"`
+	Evbuf          *ebpf.MapSpec `ebpf:"evbuf"`
+	Keybuf         *ebpf.MapSpec `ebpf:"keybuf"`
+	Kinds          *ebpf.MapSpec `ebpf:"kinds"`
+	Paths          *ebpf.MapSpec `ebpf:"paths"`
+	RulesOuter     *ebpf.MapSpec `ebpf:"rules_outer"`
+	SplitState     *ebpf.MapSpec `ebpf:"split_state"`
+	Stamps         *ebpf.MapSpec `ebpf:"stamps"`
+	StatsOuter     *ebpf.MapSpec `ebpf:"stats_outer"`
+	SysfilterOuter *ebpf.MapSpec `ebpf:"sysfilter_outer"`
+	TaskSrcs       *ebpf.MapSpec `ebpf:"task_srcs"`
+	TestIn         *ebpf.MapSpec `ebpf:"test_in"`
+	TestOut        *ebpf.MapSpec `ebpf:"test_out"`
+	TrieOuter      *ebpf.MapSpec `ebpf:"trie_outer"`
+	WalkState      *ebpf.MapSpec `ebpf:"walk_state"`
 }
 
 // lsmVariableSpecs contains global variables before they are loaded into the kernel.
@@ -486,27 +504,28 @@ func (o *lsmObjects) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmMaps struct {
-	Active       *ebpf.Map `ebpf:"active"`
-	Alerts       *ebpf.Map `ebpf:"alerts"`
-	BuildState   *ebpf.Map `ebpf:"build_state"`
-	Busy         *ebpf.Map `ebpf:"busy"`
-	CollectState *ebpf.Map `ebpf:"collect_state"`
-	Counters     *ebpf.Map `ebpf:"counters"`
-	DfaOuter     *ebpf.Map `ebpf:"dfa_outer"`
-	DfaState     *ebpf.Map `ebpf:"dfa_state"`
-	Evbuf        *ebpf.Map `ebpf:"evbuf"`
-	Keybuf       *ebpf.Map `ebpf:"keybuf"`
-	Kinds        *ebpf.Map `ebpf:"kinds"`
-	Paths        *ebpf.Map `ebpf:"paths"`
-	RulesOuter   *ebpf.Map `ebpf:"rules_outer"`
-	SplitState   *ebpf.Map `ebpf:"split_state"`
-	Stamps       *ebpf.Map `ebpf:"stamps"`
-	StatsOuter   *ebpf.Map `ebpf:"stats_outer"`
-	TaskSrcs     *ebpf.Map `ebpf:"task_srcs"`
-	TestIn       *ebpf.Map `ebpf:"test_in"`
-	TestOut      *ebpf.Map `ebpf:"test_out"`
-	TrieOuter    *ebpf.Map `ebpf:"trie_outer"`
-	WalkState    *ebpf.Map `ebpf:"walk_state"`
+	Active         *ebpf.Map `ebpf:"active"`
+	Alerts         *ebpf.Map `ebpf:"alerts"`
+	BuildState     *ebpf.Map `ebpf:"build_state"`
+	Busy           *ebpf.Map `ebpf:"busy"`
+	CollectState   *ebpf.Map `ebpf:"collect_state"`
+	Counters       *ebpf.Map `ebpf:"counters"`
+	DfaOuter       *ebpf.Map `ebpf:"dfa_outer"`
+	DfaState       *ebpf.Map `ebpf:"dfa_state"`
+	Evbuf          *ebpf.Map `ebpf:"evbuf"`
+	Keybuf         *ebpf.Map `ebpf:"keybuf"`
+	Kinds          *ebpf.Map `ebpf:"kinds"`
+	Paths          *ebpf.Map `ebpf:"paths"`
+	RulesOuter     *ebpf.Map `ebpf:"rules_outer"`
+	SplitState     *ebpf.Map `ebpf:"split_state"`
+	Stamps         *ebpf.Map `ebpf:"stamps"`
+	StatsOuter     *ebpf.Map `ebpf:"stats_outer"`
+	SysfilterOuter *ebpf.Map `ebpf:"sysfilter_outer"`
+	TaskSrcs       *ebpf.Map `ebpf:"task_srcs"`
+	TestIn         *ebpf.Map `ebpf:"test_in"`
+	TestOut        *ebpf.Map `ebpf:"test_out"`
+	TrieOuter      *ebpf.Map `ebpf:"trie_outer"`
+	WalkState      *ebpf.Map `ebpf:"walk_state"`
 }
 
 func (m *lsmMaps) Close() error {
@@ -527,6 +546,7 @@ func (m *lsmMaps) Close() error {
 		m.SplitState,
 		m.Stamps,
 		m.StatsOuter,
+		m.SysfilterOuter,
 		m.TaskSrcs,
 		m.TestIn,
 		m.TestOut,
@@ -564,6 +584,7 @@ type lsmPrograms struct {
 	KaSocketBind    *ebpf.Program `ebpf:"ka_socket_bind"`
 	KaSocketConnect *ebpf.Program `ebpf:"ka_socket_connect"`
 	KaSocketCreate  *ebpf.Program `ebpf:"ka_socket_create"`
+	KaSysEnter      *ebpf.Program `ebpf:"ka_sys_enter"`
 	KaTestDecide    *ebpf.Program `ebpf:"ka_test_decide"`
 }
 
@@ -587,6 +608,7 @@ func (p *lsmPrograms) Close() error {
 		p.KaSocketBind,
 		p.KaSocketConnect,
 		p.KaSocketCreate,
+		p.KaSysEnter,
 		p.KaTestDecide,
 	)
 }

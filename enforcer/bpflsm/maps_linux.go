@@ -27,6 +27,7 @@ type policyMaps struct {
 	RulesOuter *ebpf.Map `ebpf:"rules_outer"`
 	StatsOuter *ebpf.Map `ebpf:"stats_outer"`
 	DfaOuter   *ebpf.Map `ebpf:"dfa_outer"`
+	SysOuter   *ebpf.Map `ebpf:"sysfilter_outer"`
 	Kinds      *ebpf.Map `ebpf:"kinds"`
 	Active     *ebpf.Map `ebpf:"active"`
 	Stamps     *ebpf.Map `ebpf:"stamps"`
@@ -34,7 +35,7 @@ type policyMaps struct {
 
 	slot    uint32
 	version uint64
-	held    [2][]*ebpf.Map // inner maps installed in each slot: trie, rules, stats, dfa
+	held    [2][]*ebpf.Map // inner maps installed in each slot: trie, rules, stats, dfa, syscalls
 }
 
 // apply writes s into the idle slot and makes it current with one store to
@@ -83,12 +84,33 @@ func (m *policyMaps) apply(s *Spec) error {
 		stats.Close()
 		return fmt.Errorf("create pattern automaton map of %d entries: %w", len(s.DFA), err)
 	}
-	fail := func(err error) error {
+	sysMap, err := ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "ka_sysfilter",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  uint32(unsafe.Sizeof(lsmSysFilter{})),
+		MaxEntries: maxSyscall,
+		Flags:      unix.BPF_F_INNER_MAP,
+	})
+	if err != nil {
 		trie.Close()
 		rules.Close()
 		stats.Close()
 		dfaMap.Close()
+		return fmt.Errorf("create syscall filter map: %w", err)
+	}
+	fail := func(err error) error {
+		for _, x := range []*ebpf.Map{trie, rules, stats, dfaMap, sysMap} {
+			x.Close()
+		}
 		return err
+	}
+	for nr, f := range s.Syscalls {
+		if f.Flags != 0 {
+			if err := sysMap.Put(uint32(nr), f); err != nil {
+				return fail(fmt.Errorf("fill syscall filter: %w", err))
+			}
+		}
 	}
 	if len(s.DFA) > 0 {
 		keys := make([]uint32, len(s.DFA))
@@ -136,6 +158,9 @@ func (m *policyMaps) apply(s *Spec) error {
 	if err := m.DfaOuter.Put(next, dfaMap); err != nil {
 		return fail(fmt.Errorf("install pattern automaton: %w", err))
 	}
+	if err := m.SysOuter.Put(next, sysMap); err != nil {
+		return fail(fmt.Errorf("install syscall filter: %w", err))
+	}
 	if err := m.Stamps.Put(next, gen); err != nil {
 		return fail(fmt.Errorf("stamp slot %d: %w", next, err))
 	}
@@ -145,7 +170,7 @@ func (m *policyMaps) apply(s *Spec) error {
 	for _, old := range m.held[next] {
 		old.Close()
 	}
-	m.held[next] = []*ebpf.Map{trie, rules, stats, dfaMap}
+	m.held[next] = []*ebpf.Map{trie, rules, stats, dfaMap, sysMap}
 	m.slot = next
 	m.version = s.Version
 	return nil

@@ -93,6 +93,11 @@ func (e *Enforcer) Pin() error {
 			return fmt.Errorf("pin %s: %w", path, err)
 		}
 	}
+	if e.sysLink != nil {
+		if err := e.sysLink.Pin(e.sysLinkPin()); err != nil {
+			return fmt.Errorf("pin sys_enter: %w", err)
+		}
+	}
 	counters := filepath.Join(e.pinDir, "counters")
 	if err := os.Remove(counters); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("replace pin %s: %w", counters, err)
@@ -108,6 +113,8 @@ func (e *Enforcer) Pin() error {
 	e.pinned = true
 	return nil
 }
+
+func (e *Enforcer) sysLinkPin() string { return filepath.Join(e.pinDir, "links", "ka_sys_enter") }
 
 // Unpin removes the pins, so that closing the enforcer detaches the
 // programs: nothing stays enforcing after a deliberate stop.

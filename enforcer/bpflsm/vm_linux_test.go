@@ -280,7 +280,7 @@ func TestPathResolution(t *testing.T) {
 	}
 }
 
-func setOf(t *testing.T, version uint64, rules ...policy.Rule) *policy.Set {
+func setOf(t testing.TB, version uint64, rules ...policy.Rule) *policy.Set {
 	t.Helper()
 	doc := &policy.Document{File: "test.yaml", Line: 1, Name: "test"}
 	for i, r := range rules {

@@ -88,6 +88,9 @@ func (r *packageReport) add(ev event) {
 		}
 	case "pass", "fail", "skip":
 		t.action, t.elapsed = ev.Action, ev.Elapsed
+	case "bench":
+		// test2json's word for a benchmark that finished without failing.
+		t.action, t.elapsed = "pass", ev.Elapsed
 	}
 }
 

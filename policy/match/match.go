@@ -20,9 +20,10 @@
 //     covers only accesses that break them. A rule without constraints covers
 //     every access to its object.
 //  3. Block beats Audit beats Allow. Within an action the most specific rule is
-//     reported: exact path > execname > directory (deeper first) > pattern, a
-//     specific protocol > "all"; then a rule with fromSource over one
-//     without; then the lower rule ID (earlier in file order).
+//     reported: exact path > execname > directory (deeper first) > pattern or
+//     no path at all (syscall rules), a specific protocol > "all"; then a
+//     rule with fromSource over one without; then the lower rule ID (earlier
+//     in file order).
 //  4. With no candidate, the default posture of the kind applies if an
 //     allow-list is in force for the subject: an Allow rule without
 //     fromSource makes one for every process, an Allow rule with fromSource
@@ -159,8 +160,8 @@ const numKinds = int(policy.KindSyscall) + 1
 // Matcher answers decisions for one policy.Set. It is immutable and safe for
 // concurrent use.
 type Matcher struct {
-	set      *policy.Set
-	rules    [numKinds][]*policy.Rule
+	set        *policy.Set
+	rules      [numKinds][]*policy.Rule
 	hostList   [numKinds]bool            // an Allow rule without fromSource exists
 	srcList    [numKinds][]policy.Source // sources of Allow rules with fromSource
 	hasBlock   [numKinds]bool
@@ -201,7 +202,8 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 	if k == policy.KindNetwork && !o.Socket.IsNetwork() {
 		return Decision{}
 	}
-	if o.PathTooLong && (k == policy.KindProcess || k == policy.KindFile) || s.ExeUnknown && m.hasSourced[k] {
+	pathKind := k == policy.KindProcess || k == policy.KindFile || (k == policy.KindSyscall && o.Path != "")
+	if o.PathTooLong && pathKind || s.ExeUnknown && m.hasSourced[k] {
 		return m.unresolvable(k, s)
 	}
 	var best [policy.ActionBlock + 1]*policy.Rule
@@ -322,6 +324,15 @@ func Specificity(r *policy.Rule) (class, depth int) {
 	case policy.MatchProtocol:
 		if r.Protocol != policy.ProtoAll {
 			return 1, 0
+		}
+	case policy.MatchSyscall:
+		// A syscall rule is as specific as the path it names.
+		switch {
+		case r.Path == "":
+		case strings.HasSuffix(r.Path, "/"):
+			return 1, strings.Count(r.Path, "/") - 1
+		default:
+			return 3, strings.Count(r.Path, "/")
 		}
 	}
 	return 0, 0

@@ -1,0 +1,260 @@
+//go:build linux
+
+package bpflsm
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
+	"github.com/kubearmor/kubearmor-host/policy"
+)
+
+// Markers around the results, which `make bench` copies into
+// docs/benchmarks.md.
+const (
+	benchBegin = "---8<--- benchmark results"
+	benchEnd   = "--->8---"
+)
+
+// benchRules builds n rules like a host's: half under /etc, half under
+// /srv, mostly files, some directories and programs; none names the
+// benchmark's unnamed file, and the last one audits the named file.
+func benchRules(t testing.TB, n int, named string) *policy.Set {
+	var rules []policy.Rule
+	for i := range n - 1 {
+		top := "/etc"
+		if i%2 == 1 {
+			top = "/srv"
+		}
+		r := policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath,
+			Path: fmt.Sprintf("%s/app%d/conf%d", top, i%97, i)}
+		switch i % 10 {
+		case 7:
+			r.Match, r.Path, r.Recursive = policy.MatchDir, fmt.Sprintf("%s/app%d/d%d/", top, i%97, i), true
+		case 8:
+			r.Kind, r.Path = policy.KindProcess, fmt.Sprintf("/usr/local/bin/tool%d", i)
+		}
+		rules = append(rules, r)
+	}
+	if n > 0 {
+		rules = append(rules, policy.Rule{Kind: policy.KindFile, Action: policy.ActionAudit, Match: policy.MatchPath, Path: named})
+	}
+	return setOf(t, uint64(n+1), rules...)
+}
+
+type loop struct {
+	name string
+	op   func() error
+}
+
+// BenchmarkEnforcement measures the cost of enforcement as ratios against
+// the same loops with nothing loaded, in alternating rounds, and prints a
+// table. It runs its own rounds: `make bench` runs it once per kernel with
+// -test.benchtime=1x.
+func BenchmarkEnforcement(b *testing.B) {
+	t := b
+	testutils.RequireGuest(t)
+	dir := t.TempDir()
+	unnamed, named := "/etc/bench-unnamed", "/etc/bench-named"
+	for _, p := range []string{unnamed, named} {
+		if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(p)
+	}
+	prog := dir + "/true"
+	testutils.CopyFile(t, "/bin/busybox", prog, 0o755)
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().(*net.TCPAddr)
+	open := func(p string) func() error {
+		return func() error {
+			fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			return unix.Close(fd)
+		}
+	}
+	loops := []loop{
+		{"open/close, no rule names the file", open(unnamed)},
+		{"open/close, an Audit rule names it", open(named)},
+		{"execve of a small binary", func() error {
+			pid, err := syscall.ForkExec(prog, []string{"true"}, &syscall.ProcAttr{})
+			if err != nil {
+				return err
+			}
+			var ws syscall.WaitStatus
+			_, err = syscall.Wait4(pid, &ws, 0, nil)
+			return err
+		}},
+		{"connect on loopback", func() error {
+			c, err := net.DialTCP("tcp4", nil, addr)
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		}},
+	}
+	iters := map[string]int{loops[0].name: 20000, loops[1].name: 20000, loops[2].name: 300, loops[3].name: 2000}
+
+	type config struct {
+		name  string
+		setup func(t testing.TB) func()
+	}
+	withEnforcer := func(n int) func(t testing.TB) func() {
+		return func(t testing.TB) func() {
+			e, err := Load(Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Apply(benchRules(t, n, named)); err != nil {
+				t.Fatal(err)
+			}
+			events := make(chan enforcer.Event, 4096)
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { // a consumer that keeps up, as the daemon's does
+				defer close(done)
+				for {
+					select {
+					case <-events:
+					case <-stop:
+						return
+					}
+				}
+			}()
+			ctx, cancel := context.WithCancel(context.Background())
+			rdDone := make(chan struct{})
+			go func() { e.Run(ctx, events); close(rdDone) }()
+			return func() {
+				cancel()
+				<-rdDone
+				close(stop)
+				<-done
+				e.Close()
+			}
+		}
+	}
+	configs := []config{
+		{"nothing loaded", func(testing.TB) func() { return func() {} }},
+		{"empty file_open LSM program", emptyLSM},
+		{"kubearmor, 0 rules", withEnforcer(0)},
+		{"kubearmor, 1,000 rules", withEnforcer(1000)},
+		{"kubearmor, 10,000 rules", withEnforcer(10000)},
+	}
+	const rounds = 5
+	// ns per op: [config][loop][round]
+	res := make([][][]float64, len(configs))
+	for i := range res {
+		res[i] = make([][]float64, len(loops))
+	}
+	for round := range rounds {
+		for ci, c := range configs {
+			teardown := c.setup(t)
+			for li, l := range loops {
+				n := iters[l.name]
+				start := time.Now()
+				for range n {
+					if err := l.op(); err != nil {
+						t.Fatalf("%s with %s: %v", l.name, c.name, err)
+					}
+				}
+				res[ci][li] = append(res[ci][li], float64(time.Since(start).Nanoseconds())/float64(n))
+			}
+			teardown()
+		}
+		t.Logf("round %d done", round+1)
+	}
+
+	var out strings.Builder
+	fmt.Fprintf(&out, "%s\n", benchBegin)
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	fmt.Fprintf(&out, "Kernel %s, %d rounds, median time per operation and its ratio to \"nothing loaded\" (medians of per-round ratios).\n\n",
+		unix.ByteSliceToString(uts.Release[:]), rounds)
+	out.WriteString("| configuration |")
+	for _, l := range loops {
+		fmt.Fprintf(&out, " %s |", l.name)
+	}
+	out.WriteString("\n|---|")
+	for range loops {
+		out.WriteString("---|")
+	}
+	out.WriteString("\n")
+	for ci, c := range configs {
+		fmt.Fprintf(&out, "| %s |", c.name)
+		for li := range loops {
+			ratios := make([]float64, rounds)
+			for r := range rounds {
+				ratios[r] = res[ci][li][r] / res[0][li][r]
+			}
+			fmt.Fprintf(&out, " %.1f µs (%.3f) |", median(res[ci][li])/1000, median(ratios))
+		}
+		out.WriteString("\n")
+	}
+	e, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Apply(benchRules(t, 10000, named)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&out, "\nKernel memory of the rule maps at 10,000 rules: %s.\n", e.mapMemory())
+	e.Close()
+	out.WriteString("AppArmor enforcing the same rules: not measured (apparmor_parser is not in the guest image yet).\n")
+	fmt.Fprintf(&out, "%s\n", benchEnd)
+	fmt.Println(out.String())
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// emptyLSM attaches a file_open program that only returns 0: the floor
+// any BPF-LSM enforcement pays.
+func emptyLSM(t testing.TB) func() {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:         ebpf.LSM,
+		AttachType:   ebpf.AttachLSMMac,
+		AttachTo:     "file_open",
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := link.AttachLSM(link.LSMOptions{Program: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { l.Close(); prog.Close() }
+}
