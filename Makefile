@@ -13,7 +13,7 @@ GENERATED := $(wildcard enforcer/*/*_bpfel.go enforcer/*/*_bpfel.o)
 # Debian kernels run the VM tier; systemd provides journald for its test.
 DEB_PACKAGES := clang llvm qemu-system-x86 busybox-static systemd ca-certificates
 
-.PHONY: all build run test deps generate check-generate vet unit fuzz vm clean
+.PHONY: all build run test deps generate check-generate vet unit fuzz vm bench clean
 
 all: build
 
@@ -70,6 +70,21 @@ fuzz:
 # Only the VM tier, e.g. KUBEARMOR_VMTEST_RUN=TestPolicyLifecycle make vm.
 vm:
 	$(GO) test -count=1 -timeout 30m -run TestGuests -v ./internal/vmtest
+
+# The enforcement benchmark, in the QEMU guests (slow under TCG: about 8
+# minutes a kernel). Results go to docs/benchmarks.md with the command.
+BENCH_CMD := KUBEARMOR_VMTEST_PKGS=./enforcer/bpflsm KUBEARMOR_VMTEST_RUN='^$$' \
+	KUBEARMOR_VMTEST_ARGS='-test.bench=^BenchmarkEnforcement$$ -test.benchtime=1x' KUBEARMOR_VMTEST_TIMEOUT=60m \
+	$(GO) test -count=1 -timeout 150m -run TestGuests -v ./internal/vmtest
+
+bench: deps
+	@mkdir -p $(BIN)
+	$(BENCH_CMD) | tee $(BIN)/bench.log
+	@{ echo; echo "## $$(date -u +%Y-%m-%d): make bench"; echo; \
+	  echo "On $$(nproc) cores, QEMU TCG; \`make bench\` ran:"; echo; echo '```'; echo '$(subst ','"'"',$(BENCH_CMD))'; echo '```'; \
+	  awk '/---8<--- benchmark results/{on=1; next} /--->8---/{on=0; print ""} on {sub(/^ +/, ""); print}' $(BIN)/bench.log; \
+	} >> docs/benchmarks.md
+	@echo "appended to docs/benchmarks.md"
 
 clean:
 	rm -rf $(BIN)

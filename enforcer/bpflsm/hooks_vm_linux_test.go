@@ -119,6 +119,7 @@ func TestHooks(t *testing.T) {
 	// Sockets made before a rule is in force, to test the later hooks.
 	var listener *net.TCPListener
 	var pending *net.TCPConn
+	var preSocket int
 
 	tests := []hookCase{
 		{name: "file_open read, Block", spec: "  file:\n    matchPaths:\n    - path: ROOT/f/secret\n  action: Block\n",
@@ -299,6 +300,40 @@ func TestHooks(t *testing.T) {
 				return errnoOf(unix.Mkdirat(fd, "new", 0o755))
 			},
 			operation: "Syscall", action: "Audit", result: passed, resource: r("/sys/fd/")},
+		{name: "socket_connect, Block tcp on a socket made before the rule",
+			setup: func(t *testing.T) {
+				var err error
+				listener, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				preSocket, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+			},
+			spec: "  network:\n    matchProtocols:\n    - protocol: tcp\n  action: Block\n",
+			act: func(t *testing.T) syscall.Errno {
+				defer listener.Close()
+				defer unix.Close(preSocket)
+				addr := listener.Addr().(*net.TCPAddr)
+				return errnoOf(unix.Connect(preSocket, &unix.SockaddrInet4{Port: addr.Port, Addr: [4]byte{127, 0, 0, 1}}))
+			},
+			errno: syscall.EACCES, operation: "Network", action: "Block", result: denied, resource: "domain=AF_INET type=SOCK_STREAM protocol=6"},
+		{name: "socket_bind, Block udp on a socket made before the rule",
+			setup: func(t *testing.T) {
+				var err error
+				preSocket, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+			},
+			spec: "  network:\n    matchProtocols:\n    - protocol: udp\n  action: Block\n",
+			act: func(t *testing.T) syscall.Errno {
+				defer unix.Close(preSocket)
+				return errnoOf(unix.Bind(preSocket, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+			},
+			errno: syscall.EACCES, operation: "Network", action: "Block", result: denied, resource: "domain=AF_INET type=SOCK_DGRAM protocol=17"},
 		{name: "capable: Block chown", spec: "  capabilities:\n    matchCapabilities:\n    - capability: chown\n  action: Block\n",
 			setup: func(t *testing.T) { write(t, r("/c/x")) },
 			act:   func(t *testing.T) syscall.Errno { return errnoOf(unix.Chown(r("/c/x"), 1000, 1000)) },

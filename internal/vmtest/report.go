@@ -86,10 +86,14 @@ func (r *packageReport) add(ev event) {
 		if !isTestFraming(ev.Output) {
 			t.output.WriteString(ev.Output)
 		}
+		// A benchmark gets no pass event: its result line says it finished.
+		if strings.HasPrefix(ev.Test, "Benchmark") && t.action == "" && strings.Contains(ev.Output, " ns/op") {
+			t.action = "pass"
+		}
 	case "pass", "fail", "skip":
 		t.action, t.elapsed = ev.Action, ev.Elapsed
 	case "bench":
-		// test2json's word for a benchmark that finished without failing.
+		// test2json's word for a benchmark that logged but did not fail.
 		t.action, t.elapsed = "pass", ev.Elapsed
 	}
 }
