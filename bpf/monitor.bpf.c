@@ -99,16 +99,17 @@ int BPF_PROG(ka_mon_exec, struct task_struct *p, int old_pid, struct linux_binpr
 	if (!b)
 		goto out;
 	file = BPF_CORE_READ(bprm, file);
-	pb = resolve_path(&file->f_path, KA_PATH_OBJECT);
+	collect_file(file, KA_PATH_OBJECT);
+	pb = path_string(KA_PATH_OBJECT);
 	if (!pb)
 		goto out;
 	fill(&b->hdr, KA_MON_EXEC, p);
 	b->hdr.owner_uid = BPF_CORE_READ(file, f_inode, i_uid.val);
 	b->hdr.flags = pb->flags;
 	len = path_len(pb);
-	if (len > KA_PATH_MAX - 1)
-		len = KA_PATH_MAX - 1;
-	bpf_probe_read_kernel(b->data, len & (KA_PATH_MAX - 1), &pb->buf[pb->start & (KA_PATH_MAX - 1)]);
+	barrier_var(len);
+	len &= KA_PATH_MAX - 1;
+	bpf_probe_read_kernel(b->data, len, &pb->buf[pb->start & (KA_PATH_MAX - 1)]);
 	b->hdr.path_len = len;
 	if (bpf_ringbuf_output(&events, b, sizeof(b->hdr) + len, 0))
 		count(KA_CNT_EVENT_LOST);

@@ -13,6 +13,27 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type monitorBuildCtx struct {
+	_    structs.HostLayout
+	Slot uint32
+	K    uint32
+	Pos  uint32
+	Pad  uint32
+}
+
+type monitorCollectCtx struct {
+	_         structs.HostLayout
+	Dentry    uint64
+	Mnt       uint64
+	MntRoot   uint64
+	Slot      uint32
+	N         uint32
+	Total     uint32
+	Done      uint32
+	Truncated uint32
+	Detached  uint32
+}
+
 type monitorKaCounter uint32
 
 const (
@@ -23,6 +44,7 @@ const (
 	monitorKaCounterKA_CNT_DENIED         monitorKaCounter = 4
 	monitorKaCounterKA_CNT_AUDITED        monitorKaCounter = 5
 	monitorKaCounterKA_CNT_EVENT_LOST     monitorKaCounter = 6
+	monitorKaCounterKA_CNT_TORN           monitorKaCounter = 7
 	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 8
 )
 
@@ -32,6 +54,8 @@ const (
 	monitorKaEventFlagKA_EV_PATH_TRUNCATED monitorKaEventFlag = 1
 	monitorKaEventFlagKA_EV_EXE_TRUNCATED  monitorKaEventFlag = 2
 	monitorKaEventFlagKA_EV_SCRATCH_BUSY   monitorKaEventFlag = 4
+	monitorKaEventFlagKA_EV_DETACHED       monitorKaEventFlag = 8
+	monitorKaEventFlagKA_EV_TORN           monitorKaEventFlag = 16
 )
 
 type monitorKaMonType uint32
@@ -65,38 +89,41 @@ type monitorMonEvent struct {
 }
 
 type monitorPathBuf struct {
-	_     structs.HostLayout
-	Buf   [8192]uint8
-	Off   [1024]uint16
-	Len   [1024]uint8
-	N     uint32
-	Start uint32
-	Flags uint32
+	_          structs.HostLayout
+	Dent       [1024]uint64
+	Off        [1024]uint16
+	Len        [1024]uint8
+	Buf        [8192]uint8
+	N          uint32
+	Flags      uint32
+	Mode       uint32
+	Start      uint32
+	HaveString uint32
+	Pad        uint32
 }
 
-type monitorResolveCtx struct {
-	_         structs.HostLayout
-	Dentry    uint64
-	Mnt       uint64
-	MntRoot   uint64
-	Slot      uint32
-	Pos       uint32
-	N         uint32
-	Done      uint32
-	Truncated uint32
-	_         [4]byte
+type monitorSplitCtx struct {
+	_    structs.HostLayout
+	Slot uint32
+	Lo   uint32
+	I    uint32
+	End  uint32
+	N    uint32
+	Skip uint32
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	monitorMapBuildState   = "build_state"
 	monitorMapBusy         = "busy"
+	monitorMapCollectState = "collect_state"
 	monitorMapCounters     = "counters"
 	monitorMapEvents       = "events"
 	monitorMapMonbuf       = "monbuf"
 	monitorMapPaths        = "paths"
-	monitorMapResolveState = "resolve_state"
+	monitorMapSplitState   = "split_state"
 	monitorProgKaMonExec   = "ka_mon_exec"
 	monitorProgKaMonExit   = "ka_mon_exit"
 	monitorProgKaMonFork   = "ka_mon_fork"
@@ -154,12 +181,14 @@ type monitorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type monitorMapSpecs struct {
+	BuildState   *ebpf.MapSpec `ebpf:"build_state"`
 	Busy         *ebpf.MapSpec `ebpf:"busy"`
+	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Monbuf       *ebpf.MapSpec `ebpf:"monbuf"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
-	ResolveState *ebpf.MapSpec `ebpf:"resolve_state"`
+	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 }
 
 // monitorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -189,22 +218,26 @@ func (o *monitorObjects) Close() error {
 //
 // It can be passed to loadMonitorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type monitorMaps struct {
+	BuildState   *ebpf.Map `ebpf:"build_state"`
 	Busy         *ebpf.Map `ebpf:"busy"`
+	CollectState *ebpf.Map `ebpf:"collect_state"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Monbuf       *ebpf.Map `ebpf:"monbuf"`
 	Paths        *ebpf.Map `ebpf:"paths"`
-	ResolveState *ebpf.Map `ebpf:"resolve_state"`
+	SplitState   *ebpf.Map `ebpf:"split_state"`
 }
 
 func (m *monitorMaps) Close() error {
 	return _MonitorClose(
+		m.BuildState,
 		m.Busy,
+		m.CollectState,
 		m.Counters,
 		m.Events,
 		m.Monbuf,
 		m.Paths,
-		m.ResolveState,
+		m.SplitState,
 	)
 }
 
