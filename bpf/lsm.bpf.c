@@ -268,16 +268,20 @@ static __always_inline __u32 fsuid(void)
 
 /*
  * check_path decides op on (mnt, dentry). The dentry may be negative (a
- * name about to be created), which its creator will own.
+ * name about to be created), which its creator will own. The parent
+ * directory's cache entry usually spares the walk from the root.
  */
 static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry)
 {
 	struct op_info o = {.kind = kind, .op = op};
+	struct dentry *parent;
 	struct kind_cfg *cfg;
 	struct decision d;
 	struct task_src src;
 	struct inode *inode;
-	__u64 *claim;
+	__u8 not_owner;
+	__u64 *claim, ep;
+	int cacheable, cached = 0;
 
 	cfg = begin(kind, &d);
 	if (!cfg)
@@ -290,11 +294,24 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	}
 	inode = BPF_CORE_READ(dentry, d_inode);
 	o.owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid();
+	not_owner = o.owner != fsuid();
 	subject_source(d.gen, &src);
-	collect_path(mnt, dentry, KA_PATH_OBJECT);
-	decide_path(cfg, kind, op, o.owner != fsuid(), &src, &d);
-	if (d.verdict >= KA_AUDIT)
+	ep = read_epoch();
+	parent = BPF_CORE_READ(dentry, d_parent);
+	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != BPF_CORE_READ(mnt, mnt_root);
+	if (cacheable)
+		cached = decide_cached(cfg, kind, op, not_owner, &src, mnt, dentry, parent, ep, &d);
+	if (!cached) {
+		collect_path(mnt, dentry, KA_PATH_OBJECT);
+		decide_path(cfg, kind, op, not_owner, &src, &d);
+		if (cacheable)
+			remember_parent(mnt, parent, ep, d.gen);
+	}
+	if (d.verdict >= KA_AUDIT) {
+		if (cached)
+			collect_path(mnt, dentry, KA_PATH_OBJECT); /* the alert names the path */
 		emit(&d, &o, 1);
+	}
 	release_scratch(claim);
 	return deny(&d, KA_EACCES);
 }
@@ -332,6 +349,47 @@ int BPF_PROG(ka_file_open, struct file *file, int ret)
 	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
 }
 
+#define KA_S_IFMT 0170000
+#define KA_S_IFDIR 0040000
+
+static __always_inline int is_dir(struct dentry *d)
+{
+	struct inode *inode = BPF_CORE_READ(d, d_inode);
+
+	return inode && (BPF_CORE_READ(inode, i_mode) & KA_S_IFMT) == KA_S_IFDIR;
+}
+
+/* Mounts change the paths of everything below them: the directory cache
+ * starts over. */
+SEC("lsm/sb_mount")
+int BPF_PROG(ka_sb_mount, const char *dev_name, const struct path *path, const char *type, __u64 flags, void *data,
+	     int ret)
+{
+	bump_epoch();
+	return prev(ret);
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(ka_sb_umount, struct vfsmount *mnt, int flags, int ret)
+{
+	bump_epoch();
+	return prev(ret);
+}
+
+SEC("lsm/move_mount")
+int BPF_PROG(ka_move_mount, const struct path *from_path, const struct path *to_path, int ret)
+{
+	bump_epoch();
+	return prev(ret);
+}
+
+SEC("lsm/sb_pivotroot")
+int BPF_PROG(ka_sb_pivotroot, const struct path *old_path, const struct path *new_path, int ret)
+{
+	bump_epoch();
+	return prev(ret);
+}
+
 static __always_inline int check_dir_entry(__u8 op, const struct path *dir, struct dentry *dentry)
 {
 	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(dir, mnt), dentry);
@@ -346,6 +404,7 @@ int BPF_PROG(ka_path_unlink, const struct path *dir, struct dentry *dentry, int 
 SEC("lsm/path_rmdir")
 int BPF_PROG(ka_path_rmdir, const struct path *dir, struct dentry *dentry, int ret)
 {
+	bump_epoch(); /* the directory's dentry may be freed and reused */
 	return ret ? prev(ret) : check_dir_entry(KA_OP_RMDIR, dir, dentry);
 }
 
@@ -381,6 +440,9 @@ SEC("lsm/path_rename")
 int BPF_PROG(ka_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
 	     struct dentry *new_dentry, __u64 flags, int ret)
 {
+	/* Renaming a directory moves every path below it. */
+	if (is_dir(old_dentry) || is_dir(new_dentry))
+		bump_epoch();
 	if (ret)
 		return prev(ret);
 	ret = check_dir_entry(KA_OP_RENAME, old_dir, old_dentry);

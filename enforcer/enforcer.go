@@ -81,6 +81,7 @@ type Stats struct {
 	PathsTruncated uint64
 	ScratchBusy    uint64
 	Torn           uint64 // decisions whose policy generation was rewritten meanwhile (decided as unresolvable)
+	Cached         uint64 // path decisions made from the directory cache, without a walk from the root
 	Undelivered    uint64 // decoded events dropped because the consumer was slow
 	Malformed      uint64 // records that did not decode
 	UnknownCaller  uint64 // observed execs whose calling program was not known

@@ -34,6 +34,7 @@ struct qstr {
 } __ka_core;
 
 struct inode {
+	unsigned short i_mode;
 	kuid_t i_uid;
 } __ka_core;
 

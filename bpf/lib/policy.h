@@ -217,6 +217,69 @@ struct {
 	__array(values, struct sysfilter_map);
 } sysfilter_outer SEC(".maps");
 
+/*
+ * The directory cache: for a directory (mount, dentry), the trie node of its
+ * path (0: no rule path goes through it) under a generation, so that an
+ * operation on a file finds its parent's node in one lookup instead of
+ * walking the path from the root. Most files sit in directories no rule
+ * names, and this is how they are ruled out cheaply.
+ *
+ * An entry is trusted only while nothing could have changed the
+ * directory's path: the same generation, the same namespace epoch (bumped
+ * by every directory rename, rmdir, mount, unmount, mount move and
+ * pivot_root), and the same parent, inode and name as when it was made, so
+ * a dentry freed and reused for another directory does not match. It is not
+ * used where rules above the directory apply to everything below it
+ * (recursive directories) or where patterns need the whole path.
+ */
+struct dcache_key {
+	__u64 mnt;
+	__u64 dentry;
+};
+
+struct dcache_val {
+	__u64 gen;
+	__u64 epoch;
+	__u64 parent;   /* the directory's own d_parent */
+	__u64 inode;
+	__u64 hash_len; /* its d_name.hash_len */
+	__u32 node;
+	__u32 flags;
+	__u32 len;      /* length of its path; a name below must still fit in PATH_MAX */
+	__u32 depth;    /* its components; one more must still fit in KA_MAX_DEPTH */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct dcache_key);
+	__type(value, struct dcache_val);
+} dcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} epoch SEC(".maps");
+
+static __always_inline __u64 read_epoch(void)
+{
+	__u32 zero = 0;
+	__u64 *e = bpf_map_lookup_elem(&epoch, &zero);
+
+	return e ? *(volatile __u64 *)e : 0;
+}
+
+static __always_inline void bump_epoch(void)
+{
+	__u32 zero = 0;
+	__u64 *e = bpf_map_lookup_elem(&epoch, &zero);
+
+	if (e)
+		__sync_fetch_and_add(e, 1);
+}
+
 /* Decisions per rule of a generation, indexed by rule ID (0: the default
  * posture). Shared, not per CPU, so memory does not grow with CPUs times
  * rules; the adds are atomic. */
@@ -317,9 +380,11 @@ struct walk_ctx {
 	__u8 access;
 	__u8 not_owner;
 	__u8 apply;     /* 0 while walking the executable's path */
-	__u8 pad;
+	__u8 deep;      /* a directory above the object's parent has ANCESTOR rules */
 	__u16 sysnr;
 	__u16 pad2;
+	__u32 pnode;    /* node of the object's parent directory, 0 if none */
+	__u32 pflags;
 };
 
 struct {
@@ -395,8 +460,15 @@ static long walk_step(__u32 i, void *unused)
 	if (!w || w->idx == 0)
 		return 1;
 	k = w->idx - 1;
-	if (w->apply)
+	if (w->apply) {
 		apply_rules(w, w->node, w->flags, k == 0 ? KA_KEY_PARENT : KA_KEY_ANCESTOR);
+		if (k == 0) {
+			w->pnode = w->node;
+			w->pflags = w->flags;
+		} else if (w->flags & (KA_NF_ANY(KA_KEY_ANCESTOR) | KA_NF_SRC(KA_KEY_ANCESTOR))) {
+			w->deep = 1;
+		}
+	}
 	v = trie_child(w, w->node, k);
 	if (!v)
 		return 1;
@@ -499,10 +571,13 @@ static __always_inline struct walk_ctx *start_walk(__u64 gen, __u8 access, __u8 
 static __always_inline void tally(const struct decision *d)
 {
 	__u32 slot = d->gen & 1, id = d->rule;
-	void *stats = bpf_map_lookup_elem(&stats_outer, &slot);
+	void *stats;
 	struct rule_stats *st;
 
-	if (!stats || d->verdict == KA_NOMATCH)
+	if (d->verdict == KA_NOMATCH)
+		return;
+	stats = bpf_map_lookup_elem(&stats_outer, &slot);
+	if (!stats)
 		return;
 	st = bpf_map_lookup_elem(stats, &id);
 	if (!st)
@@ -623,6 +698,116 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 	if (w->terminal)
 		apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
 	finish(w, cfg, kind, src->flags, d);
+}
+
+/* trie_named looks up a file name under parent, reading it straight from
+ * the dentry. */
+static __always_inline struct trie_val *trie_named(struct walk_ctx *w, __u32 parent, struct dentry *d)
+{
+	__u32 zero = 0, len;
+	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
+	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
+
+	if (!key || !trie)
+		return NULL;
+	__builtin_memset(key->name, 0, sizeof(key->name));
+	len = BPF_CORE_READ(d, d_name.len);
+	if (len >= KA_NAME_LEN)
+		return NULL;
+	barrier_var(len);
+	len &= KA_NAME_LEN - 1;
+	bpf_probe_read_kernel(key->name, len, BPF_CORE_READ(d, d_name.name));
+	key->parent = parent;
+	key->len = len;
+	return bpf_map_lookup_elem(trie, key);
+}
+
+/*
+ * decide_cached decides op on dentry from its parent directory's cache
+ * entry, mirroring decide_path for a path whose directories carry no
+ * ANCESTOR rules. It returns 0, having decided nothing, when there is no
+ * entry it can trust; see dcache.
+ */
+static __always_inline int decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 op, __u8 not_owner,
+					 const struct task_src *src, struct vfsmount *mnt, struct dentry *dentry,
+					 struct dentry *parent, __u64 ep, struct decision *d)
+{
+	struct dcache_key key = {.mnt = (__u64)mnt, .dentry = (__u64)parent};
+	struct dcache_val *v = bpf_map_lookup_elem(&dcache, &key);
+	struct trie_val *child, *name;
+	struct walk_ctx *w;
+	__u32 len;
+
+	if (!v || v->gen != d->gen || v->epoch != ep || v->parent != (__u64)BPF_CORE_READ(parent, d_parent) ||
+	    v->inode != (__u64)BPF_CORE_READ(parent, d_inode) || v->hash_len != BPF_CORE_READ(parent, d_name.hash_len))
+		return 0;
+	/* A name that would not fit is the walk's to flag as unresolvable. */
+	len = BPF_CORE_READ(dentry, d_name.len);
+	if (len == 0 || len >= KA_NAME_LEN || v->len + len + 1 > KA_PATH_MAX - 1 || v->depth + 1 >= KA_MAX_DEPTH)
+		return 0;
+	w = start_walk(d->gen, access_of(op), not_owner);
+	if (!w)
+		return 0;
+	count(KA_CNT_DECISIONS);
+	count(KA_CNT_CACHED);
+	if (subject_unknown(cfg, src)) {
+		unresolvable(cfg, kind, NULL, d);
+		return 1;
+	}
+	w->source = src->source;
+	if (v->node) {
+		apply_rules(w, v->node, v->flags, KA_KEY_PARENT);
+		child = trie_named(w, v->node, dentry);
+		if (child) {
+			w->terminal = child->node;
+			w->tflags = child->flags;
+		}
+	}
+	if (w->terminal)
+		apply_rules(w, w->terminal, w->tflags, KA_KEY_SELF);
+	if (cfg->has_names) {
+		name = trie_named(w, KA_EXECNAME_PARENT, dentry);
+		if (name)
+			apply_rules(w, name->node, name->flags, KA_KEY_NAME);
+	}
+	if (w->terminal)
+		apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
+	finish(w, cfg, kind, src->flags, d);
+	return 1;
+}
+
+/* remember_parent caches what the walk just learned about the object's
+ * parent directory, when the walk ran in full and nothing above the parent
+ * applies to everything below it. */
+static __always_inline void remember_parent(struct vfsmount *mnt, struct dentry *parent, __u64 ep, __u64 gen)
+{
+	struct path_buf *obj = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_OBJECT});
+	struct walk_ctx *w = walk_ctx();
+	struct dcache_key key = {.mnt = (__u64)mnt, .dentry = (__u64)parent};
+	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
+	struct dcache_val v = {};
+	struct dentry *leafd;
+	__u32 leaf;
+
+	if (!obj || !w || !c || !w->apply || w->deep || !obj->n ||
+	    (obj->flags & (KA_EV_PATH_TRUNCATED | KA_EV_DETACHED)) || obj->mode != KA_PB_DENTRY)
+		return;
+	/* A local first: inside BPF_CORE_READ, obj->dent would be relocated
+	 * against kernel types too, and fail. */
+	leafd = (struct dentry *)obj->dent[0];
+	leaf = BPF_CORE_READ(leafd, d_name.len) + 1;
+	if (leaf > c->total)
+		return;
+	v.len = c->total - leaf;
+	v.depth = obj->n - 1;
+	v.gen = gen;
+	v.epoch = ep;
+	v.parent = (__u64)BPF_CORE_READ(parent, d_parent);
+	v.inode = (__u64)BPF_CORE_READ(parent, d_inode);
+	v.hash_len = BPF_CORE_READ(parent, d_name.hash_len);
+	v.node = w->pnode;
+	v.flags = w->pflags;
+	bpf_map_update_elem(&dcache, &key, &v, BPF_ANY);
 }
 
 /* decide_syscall decides system call nr: its rules without a path, then,

@@ -54,6 +54,10 @@ type hooks struct {
 	SocketAccept  *ebpf.Program `ebpf:"ka_socket_accept"`
 	Capable       *ebpf.Program `ebpf:"ka_capable"`
 	BprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
+	SbMount       *ebpf.Program `ebpf:"ka_sb_mount"`
+	SbUmount      *ebpf.Program `ebpf:"ka_sb_umount"`
+	MoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
+	SbPivotroot   *ebpf.Program `ebpf:"ka_sb_pivotroot"`
 }
 
 // all lists the programs in field order, and names their names (the
@@ -229,6 +233,7 @@ func (e *Enforcer) Stats() enforcer.Stats {
 		PathsTruncated: c[lsmKaCounterKA_CNT_PATH_TRUNCATED],
 		ScratchBusy:    c[lsmKaCounterKA_CNT_SCRATCH_BUSY],
 		Torn:           c[lsmKaCounterKA_CNT_TORN],
+		Cached:         c[lsmKaCounterKA_CNT_CACHED],
 		Undelivered:    e.undelivered.Load(),
 		Malformed:      e.malformed.Load(),
 	}

@@ -66,6 +66,25 @@ type lsmCollectCtx struct {
 	Detached  uint32
 }
 
+type lsmDcacheKey struct {
+	_      structs.HostLayout
+	Mnt    uint64
+	Dentry uint64
+}
+
+type lsmDcacheVal struct {
+	_       structs.HostLayout
+	Gen     uint64
+	Epoch   uint64
+	Parent  uint64
+	Inode   uint64
+	HashLen uint64
+	Node    uint32
+	Flags   uint32
+	Len     uint32
+	Depth   uint32
+}
+
 type lsmDecision struct {
 	_       structs.HostLayout
 	Gen     uint64
@@ -104,7 +123,8 @@ const (
 	lsmKaCounterKA_CNT_AUDITED        lsmKaCounter = 5
 	lsmKaCounterKA_CNT_EVENT_LOST     lsmKaCounter = 6
 	lsmKaCounterKA_CNT_TORN           lsmKaCounter = 7
-	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 8
+	lsmKaCounterKA_CNT_CACHED         lsmKaCounter = 8
+	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 9
 )
 
 type lsmKaEventFlag uint32
@@ -331,9 +351,11 @@ type lsmWalkCtx struct {
 	Access   uint8
 	NotOwner uint8
 	Apply    uint8
-	Pad      uint8
+	Deep     uint8
 	Sysnr    uint16
 	Pad2     uint16
+	Pnode    uint32
+	Pflags   uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -346,8 +368,10 @@ const (
 	lsmMapBusy             = "busy"
 	lsmMapCollectState     = "collect_state"
 	lsmMapCounters         = "counters"
+	lsmMapDcache           = "dcache"
 	lsmMapDfaOuter         = "dfa_outer"
 	lsmMapDfaState         = "dfa_state"
+	lsmMapEpoch            = "epoch"
 	lsmMapEvbuf            = "evbuf"
 	lsmMapKeybuf           = "keybuf"
 	lsmMapKinds            = "kinds"
@@ -366,6 +390,7 @@ const (
 	lsmProgKaBprmCommitted = "ka_bprm_committed"
 	lsmProgKaCapable       = "ka_capable"
 	lsmProgKaFileOpen      = "ka_file_open"
+	lsmProgKaMoveMount     = "ka_move_mount"
 	lsmProgKaPathChmod     = "ka_path_chmod"
 	lsmProgKaPathChown     = "ka_path_chown"
 	lsmProgKaPathLink      = "ka_path_link"
@@ -376,6 +401,9 @@ const (
 	lsmProgKaPathSymlink   = "ka_path_symlink"
 	lsmProgKaPathTruncate  = "ka_path_truncate"
 	lsmProgKaPathUnlink    = "ka_path_unlink"
+	lsmProgKaSbMount       = "ka_sb_mount"
+	lsmProgKaSbPivotroot   = "ka_sb_pivotroot"
+	lsmProgKaSbUmount      = "ka_sb_umount"
 	lsmProgKaSocketAccept  = "ka_socket_accept"
 	lsmProgKaSocketBind    = "ka_socket_bind"
 	lsmProgKaSocketConnect = "ka_socket_connect"
@@ -431,6 +459,7 @@ type lsmProgramSpecs struct {
 	KaBprmCommitted *ebpf.ProgramSpec `ebpf:"ka_bprm_committed"`
 	KaCapable       *ebpf.ProgramSpec `ebpf:"ka_capable"`
 	KaFileOpen      *ebpf.ProgramSpec `ebpf:"ka_file_open"`
+	KaMoveMount     *ebpf.ProgramSpec `ebpf:"ka_move_mount"`
 	KaPathChmod     *ebpf.ProgramSpec `ebpf:"ka_path_chmod"`
 	KaPathChown     *ebpf.ProgramSpec `ebpf:"ka_path_chown"`
 	KaPathLink      *ebpf.ProgramSpec `ebpf:"ka_path_link"`
@@ -441,6 +470,9 @@ type lsmProgramSpecs struct {
 	KaPathSymlink   *ebpf.ProgramSpec `ebpf:"ka_path_symlink"`
 	KaPathTruncate  *ebpf.ProgramSpec `ebpf:"ka_path_truncate"`
 	KaPathUnlink    *ebpf.ProgramSpec `ebpf:"ka_path_unlink"`
+	KaSbMount       *ebpf.ProgramSpec `ebpf:"ka_sb_mount"`
+	KaSbPivotroot   *ebpf.ProgramSpec `ebpf:"ka_sb_pivotroot"`
+	KaSbUmount      *ebpf.ProgramSpec `ebpf:"ka_sb_umount"`
 	KaSocketAccept  *ebpf.ProgramSpec `ebpf:"ka_socket_accept"`
 	KaSocketBind    *ebpf.ProgramSpec `ebpf:"ka_socket_bind"`
 	KaSocketConnect *ebpf.ProgramSpec `ebpf:"ka_socket_connect"`
@@ -459,8 +491,10 @@ type lsmMapSpecs struct {
 	Busy           *ebpf.MapSpec `ebpf:"busy"`
 	CollectState   *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	Dcache         *ebpf.MapSpec `ebpf:"dcache"`
 	DfaOuter       *ebpf.MapSpec `ebpf:"dfa_outer"`
 	DfaState       *ebpf.MapSpec `ebpf:"dfa_state"`
+	Epoch          *ebpf.MapSpec `ebpf:"epoch"`
 	Evbuf          *ebpf.MapSpec `ebpf:"evbuf"`
 	Keybuf         *ebpf.MapSpec `ebpf:"keybuf"`
 	Kinds          *ebpf.MapSpec `ebpf:"kinds"`
@@ -510,8 +544,10 @@ type lsmMaps struct {
 	Busy           *ebpf.Map `ebpf:"busy"`
 	CollectState   *ebpf.Map `ebpf:"collect_state"`
 	Counters       *ebpf.Map `ebpf:"counters"`
+	Dcache         *ebpf.Map `ebpf:"dcache"`
 	DfaOuter       *ebpf.Map `ebpf:"dfa_outer"`
 	DfaState       *ebpf.Map `ebpf:"dfa_state"`
+	Epoch          *ebpf.Map `ebpf:"epoch"`
 	Evbuf          *ebpf.Map `ebpf:"evbuf"`
 	Keybuf         *ebpf.Map `ebpf:"keybuf"`
 	Kinds          *ebpf.Map `ebpf:"kinds"`
@@ -536,8 +572,10 @@ func (m *lsmMaps) Close() error {
 		m.Busy,
 		m.CollectState,
 		m.Counters,
+		m.Dcache,
 		m.DfaOuter,
 		m.DfaState,
+		m.Epoch,
 		m.Evbuf,
 		m.Keybuf,
 		m.Kinds,
@@ -570,6 +608,7 @@ type lsmPrograms struct {
 	KaBprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
 	KaCapable       *ebpf.Program `ebpf:"ka_capable"`
 	KaFileOpen      *ebpf.Program `ebpf:"ka_file_open"`
+	KaMoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
 	KaPathChmod     *ebpf.Program `ebpf:"ka_path_chmod"`
 	KaPathChown     *ebpf.Program `ebpf:"ka_path_chown"`
 	KaPathLink      *ebpf.Program `ebpf:"ka_path_link"`
@@ -580,6 +619,9 @@ type lsmPrograms struct {
 	KaPathSymlink   *ebpf.Program `ebpf:"ka_path_symlink"`
 	KaPathTruncate  *ebpf.Program `ebpf:"ka_path_truncate"`
 	KaPathUnlink    *ebpf.Program `ebpf:"ka_path_unlink"`
+	KaSbMount       *ebpf.Program `ebpf:"ka_sb_mount"`
+	KaSbPivotroot   *ebpf.Program `ebpf:"ka_sb_pivotroot"`
+	KaSbUmount      *ebpf.Program `ebpf:"ka_sb_umount"`
 	KaSocketAccept  *ebpf.Program `ebpf:"ka_socket_accept"`
 	KaSocketBind    *ebpf.Program `ebpf:"ka_socket_bind"`
 	KaSocketConnect *ebpf.Program `ebpf:"ka_socket_connect"`
@@ -594,6 +636,7 @@ func (p *lsmPrograms) Close() error {
 		p.KaBprmCommitted,
 		p.KaCapable,
 		p.KaFileOpen,
+		p.KaMoveMount,
 		p.KaPathChmod,
 		p.KaPathChown,
 		p.KaPathLink,
@@ -604,6 +647,9 @@ func (p *lsmPrograms) Close() error {
 		p.KaPathSymlink,
 		p.KaPathTruncate,
 		p.KaPathUnlink,
+		p.KaSbMount,
+		p.KaSbPivotroot,
+		p.KaSbUmount,
 		p.KaSocketAccept,
 		p.KaSocketBind,
 		p.KaSocketConnect,

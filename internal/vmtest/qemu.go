@@ -183,7 +183,14 @@ func (m Machine) qemuArgs(consolePath string) []string {
 		cmdline += " " + m.Cmdline
 	}
 	return []string{
-		"-accel", "tcg,thread=multi",
+		// One host thread runs every vCPU in turn. With a thread per vCPU,
+		// the kernel patching its own code while another vCPU executes it
+		// (static keys and BPF trampolines, on every attach and detach)
+		// sometimes leaves a vCPU spinning on stale translations: soft
+		// lockups in syscall_trace_enter were seen here about one run in
+		// three. The guest still has several CPUs, so per-CPU and
+		// preemption paths run as on real hardware.
+		"-accel", "tcg,thread=single",
 		"-cpu", "max",
 		"-smp", strconv.Itoa(orDefault(m.CPUs, DefaultCPUs)),
 		"-m", strconv.Itoa(orDefault(m.MemoryMiB, DefaultMemoryMiB)),
