@@ -157,16 +157,18 @@ func (p *proc) stop(t *testing.T) {
 		if err != nil {
 			t.Errorf("daemon exit: %v", err)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(60 * time.Second):
 		p.cmd.Process.Kill()
-		t.Errorf("daemon did not exit within 15s of SIGINT")
+		t.Errorf("daemon did not exit within 60s of SIGINT")
 		<-done
 	}
 }
 
 func (p *proc) waitLog(t *testing.T, parts ...string) string {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
+	// Generous: under TCG, loading and verifying the programs takes a
+	// while, more so while a test hammers exec beside it.
+	deadline := time.After(90 * time.Second)
 	for {
 		select {
 		case l := <-p.logs:
@@ -174,14 +176,14 @@ func (p *proc) waitLog(t *testing.T, parts ...string) string {
 				return l
 			}
 		case <-deadline:
-			t.Fatalf("no log line with %q within 20s", parts)
+			t.Fatalf("no log line with %q within 90s", parts)
 		}
 	}
 }
 
 func (p *proc) waitNotify(t *testing.T, prefix string) string {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(90 * time.Second)
 	for {
 		select {
 		case m := <-p.notify:
@@ -191,7 +193,7 @@ func (p *proc) waitNotify(t *testing.T, prefix string) string {
 				}
 			}
 		case <-deadline:
-			t.Fatalf("no sd_notify %q within 20s", prefix)
+			t.Fatalf("no sd_notify %q within 90s", prefix)
 		}
 	}
 }
@@ -423,6 +425,9 @@ func TestSurvivesKill(t *testing.T) {
 			if execErrno(t, "/bin/sleep", "0") != syscall.EACCES {
 				slipped.Add(1)
 			}
+			// Leave the daemon time to start: the guest's vCPUs share
+			// one host thread.
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	second := startDaemon(t, dir, "--bpfPinPath="+pins)

@@ -111,7 +111,11 @@ func TestSwapUnderLoad(t *testing.T) {
 			if m != nil {
 				want = m.Decide(ev.Op, match.Subject{Exe: ev.Exe}, match.Object{Path: ev.Path, OwnerUID: ev.OwnerUID})
 			}
-			if ev.Verdict != want.Verdict || ev.RuleID != want.RuleID {
+			// A hook that ran so long that its generation was rewritten
+			// under it (the other vCPU applied two sets meanwhile) fails
+			// closed: that is a right answer too.
+			failedClosed := ev.Truncated && ev.Verdict == match.PostureBlock && ev.RuleID == 0
+			if !failedClosed && (ev.Verdict != want.Verdict || ev.RuleID != want.RuleID) {
 				bad = append(bad, fmt.Sprintf("%+v (want %v)", ev, want))
 			}
 		}
