@@ -45,7 +45,8 @@ const (
 	monitorKaCounterKA_CNT_AUDITED        monitorKaCounter = 5
 	monitorKaCounterKA_CNT_EVENT_LOST     monitorKaCounter = 6
 	monitorKaCounterKA_CNT_TORN           monitorKaCounter = 7
-	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 8
+	monitorKaCounterKA_CNT_CACHED         monitorKaCounter = 8
+	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 9
 )
 
 type monitorKaEventFlag uint32
