@@ -122,7 +122,7 @@ static __always_inline void fill_header(struct alert *a, const struct decision *
 	a->verdict = d->verdict;
 	a->op = o->op;
 	a->kind = o->kind;
-	a->flags = o->flags;
+	a->flags = o->flags | d->flags;
 	a->path_len = 0;
 	a->exe_len = 0;
 	bpf_get_current_comm(a->comm, sizeof(a->comm));
@@ -144,7 +144,7 @@ static __always_inline void emit(const struct decision *d, const struct op_info 
 	struct alert_buf *e = bpf_map_lookup_elem(&evbuf, &zero);
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct path_buf *obj, *exe;
-	__u8 flags = o->flags;
+	__u8 flags = o->flags | d->flags;
 
 	account(d);
 	if (!e)

@@ -362,7 +362,8 @@ struct decision {
 	__u64 gen;
 	__u32 rule;
 	__u8 verdict;
-	__u8 pad[3];
+	__u8 flags; /* KA_EV_TORN */
+	__u8 pad[2];
 };
 
 /* A decision in progress. In a per-CPU map for the reason given in path.h. */
@@ -511,6 +512,7 @@ static __always_inline struct kind_cfg *begin(__u8 kind, struct decision *d)
 	d->verdict = KA_NOMATCH;
 	d->rule = 0;
 	d->gen = 0;
+	d->flags = 0;
 	if (!ag)
 		return NULL;
 	d->gen = *(volatile __u64 *)&ag->gen;
@@ -628,8 +630,14 @@ static __always_inline int torn(const struct decision *d)
 static __always_inline void finish(struct walk_ctx *w, struct kind_cfg *cfg, __u8 kind, __u32 src_flags,
 				   struct decision *d)
 {
+	/* Read the settings before the stamp: once it is checked, the slot may
+	 * be rewritten. */
+	int listed = cfg->host_allowlist || (src_flags & KA_NF_ALLOWLIST(kind));
+	__u8 posture = cfg->posture;
+
 	if (torn(d)) {
 		count(KA_CNT_TORN);
+		d->flags |= KA_EV_TORN;
 		unresolvable(cfg, kind, NULL, d);
 		return;
 	}
@@ -642,8 +650,8 @@ static __always_inline void finish(struct walk_ctx *w, struct kind_cfg *cfg, __u
 	} else if (w->best[KA_ALLOW - 1]) {
 		d->verdict = KA_ALLOW;
 		d->rule = w->best[KA_ALLOW - 1];
-	} else if (cfg->host_allowlist || (src_flags & KA_NF_ALLOWLIST(kind))) {
-		d->verdict = cfg->posture == KA_POSTURE_BLOCK ? KA_POSTURE_BLOCK : KA_POSTURE_AUDIT;
+	} else if (listed) {
+		d->verdict = posture == KA_POSTURE_BLOCK ? KA_POSTURE_BLOCK : KA_POSTURE_AUDIT;
 	}
 	tally(d);
 }

@@ -90,7 +90,8 @@ type lsmDecision struct {
 	Gen     uint64
 	Rule    uint32
 	Verdict uint8
-	Pad     [3]uint8
+	Flags   uint8
+	Pad     [2]uint8
 }
 
 type lsmDfaCtx struct {
