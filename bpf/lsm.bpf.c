@@ -266,14 +266,27 @@ static __always_inline __u32 fsuid(void)
 	return BPF_CORE_READ(task, cred, fsuid.val);
 }
 
+/* subject_known reports whether the current task's fromSource identity is
+ * cached under gen and resolved: then it cannot make a decision
+ * unresolvable. */
+static __always_inline int subject_known(__u64 gen)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, task, 0, 0);
+
+	return ts && ts->gen == gen && ts->exe == (__u64)BPF_CORE_READ(task, mm, exe_file) && !ts->unknown;
+}
+
 /*
  * check_path decides op on (mnt, dentry). The dentry may be negative (a
  * name about to be created), which its creator will own. The parent
- * directory's cache entry usually spares the walk from the root.
+ * directory's cache entry usually spares the walk from the root, and for
+ * a name no rule can match (unnamed), everything else too.
  */
 static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry)
 {
 	struct op_info o = {.kind = kind, .op = op};
+	struct dcache_val *cv = NULL;
 	struct dentry *parent;
 	struct kind_cfg *cfg;
 	struct decision d;
@@ -281,11 +294,25 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	struct inode *inode;
 	__u8 not_owner;
 	__u64 *claim, ep;
-	int cacheable, cached = 0;
+	__u32 len = 0;
+	int cacheable;
 
 	cfg = begin(kind, &d);
 	if (!cfg)
 		return 0;
+	ep = read_epoch();
+	parent = BPF_CORE_READ(dentry, d_parent);
+	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != BPF_CORE_READ(mnt, mnt_root);
+	if (cacheable)
+		cv = cached_parent(mnt, dentry, parent, d.gen, ep, &len);
+	/* The fast path: no rule can match, so no scratch, no owner, no
+	 * subject. The stamp shows the settings read were the generation's;
+	 * if not, the full decision below finds out too and fails closed. */
+	if (cv && unnamed(cfg, cv, len) && (!cfg->has_sourced || subject_known(d.gen)) && !torn(&d)) {
+		count(KA_CNT_DECISIONS);
+		count(KA_CNT_CACHED);
+		return 0;
+	}
 	claim = claim_scratch();
 	if (!claim) {
 		decide_busy(cfg, kind, &d);
@@ -296,19 +323,16 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	o.owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid();
 	not_owner = o.owner != fsuid();
 	subject_source(d.gen, &src);
-	ep = read_epoch();
-	parent = BPF_CORE_READ(dentry, d_parent);
-	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != BPF_CORE_READ(mnt, mnt_root);
-	if (cacheable)
-		cached = decide_cached(cfg, kind, op, not_owner, &src, mnt, dentry, parent, ep, &d);
-	if (!cached) {
+	if (cv) {
+		decide_cached(cfg, kind, op, not_owner, &src, cv, dentry, len, &d);
+	} else {
 		collect_path(mnt, dentry, KA_PATH_OBJECT);
 		decide_path(cfg, kind, op, not_owner, &src, &d);
 		if (cacheable)
 			remember_parent(mnt, parent, ep, d.gen);
 	}
 	if (d.verdict >= KA_AUDIT) {
-		if (cached)
+		if (cv)
 			collect_path(mnt, dentry, KA_PATH_OBJECT); /* the alert names the path */
 		emit(&d, &o, 1);
 	}

@@ -147,6 +147,21 @@ static __always_inline struct path_buf *collect_file(struct file *f, __u32 slot)
 	return collect_path(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), slot);
 }
 
+/* component_len is the length read_component would return for component
+ * k, without reading the name. */
+static __always_inline __u32 component_len(struct path_buf *pb, __u32 k)
+{
+	struct dentry *d;
+	__u32 len;
+
+	k &= KA_MAX_DEPTH - 1;
+	if (pb->mode == KA_PB_STRING)
+		return pb->len[k] & (KA_NAME_LEN - 1);
+	d = (struct dentry *)pb->dent[k];
+	len = BPF_CORE_READ(d, d_name.len);
+	return len < KA_NAME_LEN ? len : 0;
+}
+
 /* read_component copies component k (0 is the leaf) into dst, zero padded
  * to KA_NAME_LEN, and returns its length. */
 static __always_inline __u32 read_component(struct path_buf *pb, __u32 k, __u8 *dst)

@@ -38,7 +38,17 @@ struct trie_key {
 struct trie_val {
 	__u32 node;
 	__u32 flags; /* enum ka_node_flag */
+	__u64 lens;  /* the lengths of node's children's names; see len_bit */
 };
+
+/* len_bit is the bit of a name of len bytes in trie_val.lens: a lookup of a
+ * name whose bit is clear cannot succeed, and costs neither reading the name
+ * nor hashing a KA_NAME_LEN key. Most files a hook sees are in directories
+ * the rules name but are not themselves named; this rules most of them out. */
+static __always_inline __u64 len_bit(__u32 len)
+{
+	return 1ULL << (len < 63 ? len : 63);
+}
 
 /* How a rule attached to a node relates to the object being decided, in
  * the order they are applied: least specific first. */
@@ -86,6 +96,7 @@ struct kind_cfg {
 	__u8 has_sourced;    /* a rule with fromSource exists */
 	__u8 pad;
 	__u32 dfa_start;     /* start state of the kind's pattern automaton; 0: no patterns */
+	__u64 name_lens;     /* the lengths of the execnames (see len_bit) */
 };
 
 /* (set version << 1) | slot; 0 while no policy set is loaded. */
@@ -243,6 +254,7 @@ struct dcache_val {
 	__u64 parent;   /* the directory's own d_parent */
 	__u64 inode;
 	__u64 hash_len; /* its d_name.hash_len */
+	__u64 lens;     /* its node's children's name lengths (trie_val.lens) */
 	__u32 node;
 	__u32 flags;
 	__u32 len;      /* length of its path; a name below must still fit in PATH_MAX */
@@ -386,6 +398,8 @@ struct walk_ctx {
 	__u16 pad2;
 	__u32 pnode;    /* node of the object's parent directory, 0 if none */
 	__u32 pflags;
+	__u64 lens;     /* of node */
+	__u64 plens;    /* of pnode */
 };
 
 struct {
@@ -437,15 +451,20 @@ static __always_inline void apply_rules(struct walk_ctx *w, __u32 node, __u32 fl
 	}
 }
 
-/* trie_child looks up component k of paths[w->which] under w->node. */
-static __always_inline struct trie_val *trie_child(struct walk_ctx *w, __u32 parent, __u32 k)
+/* trie_child looks up component k of paths[w->which] under parent, whose
+ * children's name lengths are lens. */
+static __always_inline struct trie_val *trie_child(struct walk_ctx *w, __u32 parent, __u64 lens, __u32 k)
 {
 	__u32 zero = 0;
 	struct path_buf *pb = bpf_map_lookup_elem(&paths, &w->which);
-	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
-	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
+	struct trie_key *key;
+	void *trie;
 
-	if (!pb || !key || !trie)
+	if (!pb || !(lens & len_bit(component_len(pb, k))))
+		return NULL;
+	key = bpf_map_lookup_elem(&keybuf, &zero);
+	trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
+	if (!key || !trie)
 		return NULL;
 	key->parent = parent;
 	key->len = read_component(pb, k, key->name);
@@ -466,15 +485,17 @@ static long walk_step(__u32 i, void *unused)
 		if (k == 0) {
 			w->pnode = w->node;
 			w->pflags = w->flags;
+			w->plens = w->lens;
 		} else if (w->flags & (KA_NF_ANY(KA_KEY_ANCESTOR) | KA_NF_SRC(KA_KEY_ANCESTOR))) {
 			w->deep = 1;
 		}
 	}
-	v = trie_child(w, w->node, k);
+	v = trie_child(w, w->node, w->lens, k);
 	if (!v)
 		return 1;
 	w->node = v->node;
 	w->flags = v->flags;
+	w->lens = v->lens;
 	if (k == 0) {
 		w->terminal = v->node;
 		w->tflags = v->flags;
@@ -483,22 +504,24 @@ static long walk_step(__u32 i, void *unused)
 	return 0;
 }
 
-/* trie_node returns the node and flags of (parent, empty name) or, for the
- * root, of "/". */
-static __always_inline __u32 root_flags(struct walk_ctx *w)
+/* enter_root starts a walk at "/": its node, flags and children's name
+ * lengths, from the entry (parent 0, empty name). */
+static __always_inline void enter_root(struct walk_ctx *w)
 {
 	__u32 zero = 0;
 	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
 	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
-	struct trie_val *v;
+	struct trie_val *v = NULL;
 
-	if (!key || !trie)
-		return 0;
-	key->parent = 0;
-	key->len = 0;
-	__builtin_memset(key->name, 0, sizeof(key->name));
-	v = bpf_map_lookup_elem(trie, key);
-	return v ? v->flags : 0;
+	w->node = KA_ROOT_NODE;
+	if (key && trie) {
+		key->parent = 0;
+		key->len = 0;
+		__builtin_memset(key->name, 0, sizeof(key->name));
+		v = bpf_map_lookup_elem(trie, key);
+	}
+	w->flags = v ? v->flags : 0;
+	w->lens = v ? v->lens : 0;
 }
 
 /* begin reads the current generation and the settings of kind; NULL when
@@ -545,7 +568,7 @@ static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out
 		return;
 	w->which = KA_PATH_EXE;
 	w->idx = exe->n;
-	w->node = KA_ROOT_NODE;
+	enter_root(w);
 	w->terminal = 0;
 	w->apply = 0;
 	bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
@@ -620,7 +643,11 @@ static __always_inline int subject_unknown(struct kind_cfg *cfg, const struct ta
 static __always_inline int torn(const struct decision *d)
 {
 	__u32 slot = d->gen & 1;
-	__u64 *stamp = bpf_map_lookup_elem(&stamps, &slot);
+	__u64 *stamp;
+
+	/* The reads of the slot the caller made must not sink below this. */
+	asm volatile("" ::: "memory");
+	stamp = bpf_map_lookup_elem(&stamps, &slot);
 
 	return !stamp || *(volatile __u64 *)stamp != d->gen;
 }
@@ -685,8 +712,7 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 	}
 	w->which = KA_PATH_OBJECT;
 	w->idx = obj->n;
-	w->node = KA_ROOT_NODE;
-	w->flags = root_flags(w);
+	enter_root(w);
 	w->apply = 1;
 	if (obj->flags & KA_EV_DETACHED) {
 		/* A name, not a path: only execname rules can match. */
@@ -699,7 +725,7 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 	if (w->terminal)
 		apply_rules(w, w->terminal, w->tflags, KA_KEY_SELF);
 	if (cfg->has_names && obj->n) {
-		name = trie_child(w, KA_EXECNAME_PARENT, 0);
+		name = trie_child(w, KA_EXECNAME_PARENT, cfg->name_lens, 0);
 		if (name)
 			apply_rules(w, name->node, name->flags, KA_KEY_NAME);
 	}
@@ -710,18 +736,19 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 
 /* trie_named looks up a file name under parent, reading it straight from
  * the dentry. */
-static __always_inline struct trie_val *trie_named(struct walk_ctx *w, __u32 parent, struct dentry *d)
+static __always_inline struct trie_val *trie_named(struct walk_ctx *w, __u32 parent, __u64 lens, struct dentry *d)
 {
-	__u32 zero = 0, len;
-	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
-	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
+	__u32 zero = 0, len = BPF_CORE_READ(d, d_name.len);
+	struct trie_key *key;
+	void *trie;
 
+	if (len >= KA_NAME_LEN || !(lens & len_bit(len)))
+		return NULL;
+	key = bpf_map_lookup_elem(&keybuf, &zero);
+	trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
 	if (!key || !trie)
 		return NULL;
 	__builtin_memset(key->name, 0, sizeof(key->name));
-	len = BPF_CORE_READ(d, d_name.len);
-	if (len >= KA_NAME_LEN)
-		return NULL;
 	barrier_var(len);
 	len &= KA_NAME_LEN - 1;
 	bpf_probe_read_kernel(key->name, len, BPF_CORE_READ(d, d_name.name));
@@ -731,41 +758,72 @@ static __always_inline struct trie_val *trie_named(struct walk_ctx *w, __u32 par
 }
 
 /*
- * decide_cached decides op on dentry from its parent directory's cache
- * entry, mirroring decide_path for a path whose directories carry no
- * ANCESTOR rules. It returns 0, having decided nothing, when there is no
- * entry it can trust; see dcache.
+ * cached_parent returns the directory cache's entry for dentry's parent, if
+ * there is one it can trust under gen and epoch ep (see dcache), and puts
+ * the length of dentry's name in *lenp. A name that would not fit below the
+ * directory is the full walk's to flag as unresolvable: NULL then too.
  */
-static __always_inline int decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 op, __u8 not_owner,
-					 const struct task_src *src, struct vfsmount *mnt, struct dentry *dentry,
-					 struct dentry *parent, __u64 ep, struct decision *d)
+static __always_inline struct dcache_val *cached_parent(struct vfsmount *mnt, struct dentry *dentry,
+							struct dentry *parent, __u64 gen, __u64 ep, __u32 *lenp)
 {
 	struct dcache_key key = {.mnt = (__u64)mnt, .dentry = (__u64)parent};
 	struct dcache_val *v = bpf_map_lookup_elem(&dcache, &key);
-	struct trie_val *child, *name;
-	struct walk_ctx *w;
 	__u32 len;
 
-	if (!v || v->gen != d->gen || v->epoch != ep || v->parent != (__u64)BPF_CORE_READ(parent, d_parent) ||
+	if (!v || v->gen != gen || v->epoch != ep || v->parent != (__u64)BPF_CORE_READ(parent, d_parent) ||
 	    v->inode != (__u64)BPF_CORE_READ(parent, d_inode) || v->hash_len != BPF_CORE_READ(parent, d_name.hash_len))
-		return 0;
-	/* A name that would not fit is the walk's to flag as unresolvable. */
+		return NULL;
 	len = BPF_CORE_READ(dentry, d_name.len);
 	if (len == 0 || len >= KA_NAME_LEN || v->len + len + 1 > KA_PATH_MAX - 1 || v->depth + 1 >= KA_MAX_DEPTH)
+		return NULL;
+	*lenp = len;
+	return v;
+}
+
+/*
+ * unnamed reports whether no rule of the kind can decide on a name of len
+ * bytes in the cached directory v, whoever the subject: no rule on the
+ * directory's entries, no child or execname of that length in the trie, no
+ * pattern, and no allow-list that would turn "no rule" into the posture.
+ * The subject's identity matters only where it cannot be resolved; the
+ * caller checks that.
+ */
+static __always_inline int unnamed(const struct kind_cfg *cfg, const struct dcache_val *v, __u32 len)
+{
+	if (cfg->dfa_start || cfg->host_allowlist || cfg->src_allowlist)
 		return 0;
-	w = start_walk(d->gen, access_of(op), not_owner);
-	if (!w)
+	if (cfg->has_names && (cfg->name_lens & len_bit(len)))
 		return 0;
+	return !v->node ||
+	       (!(v->lens & len_bit(len)) && !(v->flags & (KA_NF_ANY(KA_KEY_PARENT) | KA_NF_SRC(KA_KEY_PARENT))));
+}
+
+/*
+ * decide_cached decides op on dentry, whose name is len bytes, from its
+ * parent directory's trusted cache entry v (cached_parent), mirroring
+ * decide_path for a path whose directories carry no ANCESTOR rules.
+ */
+static __always_inline void decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 op, __u8 not_owner,
+					  const struct task_src *src, struct dcache_val *v, struct dentry *dentry,
+					  __u32 len, struct decision *d)
+{
+	struct walk_ctx *w = start_walk(d->gen, access_of(op), not_owner);
+	struct trie_val *child, *name;
+
+	if (!w) {
+		unresolvable(cfg, kind, NULL, d);
+		return;
+	}
 	count(KA_CNT_DECISIONS);
 	count(KA_CNT_CACHED);
 	if (subject_unknown(cfg, src)) {
 		unresolvable(cfg, kind, NULL, d);
-		return 1;
+		return;
 	}
 	w->source = src->source;
 	if (v->node) {
 		apply_rules(w, v->node, v->flags, KA_KEY_PARENT);
-		child = trie_named(w, v->node, dentry);
+		child = trie_named(w, v->node, v->lens, dentry);
 		if (child) {
 			w->terminal = child->node;
 			w->tflags = child->flags;
@@ -774,14 +832,13 @@ static __always_inline int decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 o
 	if (w->terminal)
 		apply_rules(w, w->terminal, w->tflags, KA_KEY_SELF);
 	if (cfg->has_names) {
-		name = trie_named(w, KA_EXECNAME_PARENT, dentry);
+		name = trie_named(w, KA_EXECNAME_PARENT, cfg->name_lens, dentry);
 		if (name)
 			apply_rules(w, name->node, name->flags, KA_KEY_NAME);
 	}
 	if (w->terminal)
 		apply_rules(w, w->terminal, w->tflags, KA_KEY_EXACT);
 	finish(w, cfg, kind, src->flags, d);
-	return 1;
 }
 
 /* remember_parent caches what the walk just learned about the object's
@@ -815,6 +872,7 @@ static __always_inline void remember_parent(struct vfsmount *mnt, struct dentry 
 	v.hash_len = BPF_CORE_READ(parent, d_name.hash_len);
 	v.node = w->pnode;
 	v.flags = w->pflags;
+	v.lens = w->plens;
 	bpf_map_update_elem(&dcache, &key, &v, BPF_ANY);
 }
 
@@ -840,8 +898,7 @@ static __always_inline void decide_syscall(struct kind_cfg *cfg, __u16 nr, int w
 	if (with_path) {
 		w->which = KA_PATH_OBJECT;
 		w->idx = obj->n;
-		w->node = KA_ROOT_NODE;
-		w->flags = root_flags(w);
+		enter_root(w);
 		w->apply = 1;
 		if (obj->n == 0) {
 			w->terminal = KA_ROOT_NODE;

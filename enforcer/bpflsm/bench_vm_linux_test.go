@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -169,26 +171,53 @@ func BenchmarkEnforcement(b *testing.B) {
 		{"kubearmor, 1,000 rules", withEnforcer(1000)},
 		{"kubearmor, 10,000 rules", withEnforcer(10000)},
 	}
-	const rounds = 5
-	// ns per op: [config][loop][round]
-	res := make([][][]float64, len(configs))
-	for i := range res {
-		res[i] = make([][]float64, len(loops))
-	}
-	for round := range rounds {
-		for ci, c := range configs {
-			teardown := c.setup(t)
-			for li, l := range loops {
-				n := iters[l.name]
+	// Each configuration is measured right after a fresh "nothing loaded"
+	// run and its ratio taken against that one, so that slow drifts of the
+	// emulating host cancel out; each loop runs in blocks and keeps the
+	// median block, so that a stall of the host costs one block, not the
+	// result; and the Go heap is collected before and not during a loop.
+	const rounds, blocks = 5, 7
+	measure := func(c config) []float64 {
+		teardown := c.setup(t)
+		defer teardown()
+		out := make([]float64, len(loops))
+		for li, l := range loops {
+			n := iters[l.name] / blocks
+			per := make([]float64, blocks)
+			runtime.GC()
+			gc := debug.SetGCPercent(-1)
+			for bi := range per {
 				start := time.Now()
 				for range n {
 					if err := l.op(); err != nil {
+						debug.SetGCPercent(gc)
 						t.Fatalf("%s with %s: %v", l.name, c.name, err)
 					}
 				}
-				res[ci][li] = append(res[ci][li], float64(time.Since(start).Nanoseconds())/float64(n))
+				per[bi] = float64(time.Since(start).Nanoseconds()) / float64(n)
 			}
-			teardown()
+			debug.SetGCPercent(gc)
+			out[li] = median(per)
+		}
+		return out
+	}
+	// ns per op and ratio to the baseline run just before: [config][loop][round]
+	res := make([][][]float64, len(configs))
+	ratio := make([][][]float64, len(configs))
+	for i := range res {
+		res[i] = make([][]float64, len(loops))
+		ratio[i] = make([][]float64, len(loops))
+	}
+	for round := range rounds {
+		for ci := 1; ci < len(configs); ci++ {
+			base := measure(configs[0])
+			got := measure(configs[ci])
+			for li := range loops {
+				res[0][li] = append(res[0][li], base[li])
+				ratio[0][li] = append(ratio[0][li], 1)
+				res[ci][li] = append(res[ci][li], got[li])
+				ratio[ci][li] = append(ratio[ci][li], got[li]/base[li])
+			}
 		}
 		t.Logf("round %d done", round+1)
 	}
@@ -197,8 +226,8 @@ func BenchmarkEnforcement(b *testing.B) {
 	fmt.Fprintf(&out, "%s\n", benchBegin)
 	var uts unix.Utsname
 	unix.Uname(&uts)
-	fmt.Fprintf(&out, "Kernel %s, %d rounds, median time per operation and its ratio to \"nothing loaded\" (medians of per-round ratios).\n\n",
-		unix.ByteSliceToString(uts.Release[:]), rounds)
+	fmt.Fprintf(&out, "Kernel %s, %d rounds; each cell is the median over rounds of the time per operation (each the median of %d blocks) and of its ratio to a \"nothing loaded\" run made just before it.\n\n",
+		unix.ByteSliceToString(uts.Release[:]), rounds, blocks)
 	out.WriteString("| configuration |")
 	for _, l := range loops {
 		fmt.Fprintf(&out, " %s |", l.name)
@@ -211,11 +240,7 @@ func BenchmarkEnforcement(b *testing.B) {
 	for ci, c := range configs {
 		fmt.Fprintf(&out, "| %s |", c.name)
 		for li := range loops {
-			ratios := make([]float64, rounds)
-			for r := range rounds {
-				ratios[r] = res[ci][li][r] / res[0][li][r]
-			}
-			fmt.Fprintf(&out, " %.1f µs (%.3f) |", median(res[ci][li])/1000, median(ratios))
+			fmt.Fprintf(&out, " %.1f µs (%.3f) |", median(res[ci][li])/1000, median(ratio[ci][li]))
 		}
 		out.WriteString("\n")
 	}

@@ -348,6 +348,11 @@ func (c *compiler) addPatterns(byKind map[policy.Kind][]*policy.Rule) error {
 	return nil
 }
 
+// lenBit mirrors len_bit in bpf/lib/policy.h.
+func lenBit(n int) uint64 {
+	return 1 << min(n, 63)
+}
+
 // attach records r under key for each owner relation it covers, keeping the
 // most specific rule per action as the reference matcher ranks them.
 func (c *compiler) attach(key lsmRuleKey, r *policy.Rule, op match.Op) {
@@ -370,6 +375,13 @@ func (c *compiler) attach(key lsmRuleKey, r *policy.Rule, op match.Op) {
 
 func (c *compiler) finish(set *policy.Set) {
 	s := c.spec
+	// lens[node]: the lengths of node's children's names, so that the hooks
+	// skip the lookups that cannot succeed (len_bit in bpf/lib/policy.h).
+	lens := map[uint32]uint64{}
+	for id := uint32(2); id <= uint32(len(c.names)); id++ {
+		k := c.names[id]
+		lens[k.parent] |= lenBit(len(k.name))
+	}
 	for id := uint32(1); id <= uint32(len(c.names)); id++ {
 		k := c.names[id]
 		var e TrieEntry
@@ -378,7 +390,13 @@ func (c *compiler) finish(set *policy.Set) {
 		copy(e.Key.Name[:], k.name)
 		e.Val.Node = id
 		e.Val.Flags = c.flags[id]
+		e.Val.Lens = lens[id]
 		s.Trie = append(s.Trie, e)
+	}
+	for k := range s.Kinds {
+		if s.Kinds[k].HasNames != 0 {
+			s.Kinds[k].NameLens = lens[execNameParent] // all kinds' names: a superset is safe
+		}
 	}
 	for _, key := range c.order {
 		var v lsmRuleVal

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func dumpSpec(s *Spec) string {
 	}
 	fmt.Fprintf(&b, "version %d\n\ntrie:\n", s.Version)
 	for _, e := range s.Trie {
-		fmt.Fprintf(&b, "  %3d %-28s flags %#x\n", e.Val.Node, names[e.Val.Node], e.Val.Flags)
+		fmt.Fprintf(&b, "  %3d %-28s flags %#x children's name lengths %s\n", e.Val.Node, names[e.Val.Node], e.Val.Flags, lengths(e.Val.Lens))
 	}
 	b.WriteString("\nrules: node source type access -> [allow owner/other] [audit owner/other] [block owner/other]\n")
 	types := map[uint8]string{keyAncestor: "ancestor", keyParent: "parent", keySelf: "self", keyName: "name", keyExact: "exact", keyPattern: "pattern"}
@@ -103,11 +104,25 @@ func dumpSpec(s *Spec) string {
 	b.WriteString("\nkinds:\n")
 	for k, c := range s.Kinds {
 		if c != (lsmKindCfg{}) {
-			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d source-allow-list %d sourced %d posture %d execname %d patterns-from %d\n",
-				policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.SrcAllowlist, c.HasSourced, c.Posture, c.HasNames, c.DfaStart)
+			fmt.Fprintf(&b, "  %-12s rules %d block %d host-allow-list %d source-allow-list %d sourced %d posture %d execname %d patterns-from %d execname lengths %s\n",
+				policy.Kind(k), c.HasRules, c.HasBlock, c.HostAllowlist, c.SrcAllowlist, c.HasSourced, c.Posture, c.HasNames, c.DfaStart, lengths(c.NameLens))
 		}
 	}
 	return b.String()
+}
+
+// lengths spells out a len_bit set: "{3,6,63+}".
+func lengths(bits uint64) string {
+	var l []string
+	for n := range 64 {
+		if bits&lenBit(n) != 0 {
+			l = append(l, strconv.Itoa(n))
+		}
+	}
+	if len(l) > 0 && l[len(l)-1] == "63" {
+		l[len(l)-1] = "63+"
+	}
+	return "{" + strings.Join(l, ",") + "}"
 }
 
 func TestCompileRejects(t *testing.T) {

@@ -4,6 +4,7 @@ package bpflsm
 
 import (
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -14,7 +15,10 @@ import (
 
 // TestDirectoryCache checks that the directory cache speeds up decisions
 // and never outlives the path it was made for: renaming a directory or
-// moving a mount must not let a blocked file through.
+// moving a mount must not let a blocked file through. It also holds the
+// fast path for names no rule can match to the rules: a name as long as a
+// blocked sibling's is still looked up, and a new set that names a file
+// the fast path let through blocks it at once.
 func TestDirectoryCache(t *testing.T) {
 	e, _ := loadEnforcer(t)
 	root := t.TempDir()
@@ -41,16 +45,41 @@ func TestDirectoryCache(t *testing.T) {
 	mk(root + "/m1/d")
 	touch(root + "/m1/d/x")
 	mk(root + "/moved")
+	mk(root + "/named")
+	for _, n := range []string{"aaaa", "bbbb", "cc"} {
+		touch(root + "/named/" + n)
+	}
 
-	set := setOf(t, 2,
-		policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/protected/secret"},
-		policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/moved/d/x"},
-		policy.Rule{Kind: policy.KindFile, Action: policy.ActionAudit, Match: policy.MatchPath, Path: root + "/other"},
-	)
-	if err := e.Apply(set); err != nil {
+	rules := []policy.Rule{
+		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/protected/secret"},
+		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/moved/d/x"},
+		{Kind: policy.KindFile, Action: policy.ActionAudit, Match: policy.MatchPath, Path: root + "/other"},
+		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/named/aaaa"},
+	}
+	if err := e.Apply(setOf(t, 2, rules...)); err != nil {
 		t.Fatal(err)
 	}
-	defer e.Apply(setOf(t, 3))
+	defer e.Apply(setOf(t, 9))
+	for range 3 {
+		for _, c := range []struct {
+			name string
+			want syscall.Errno
+		}{{"aaaa", syscall.EACCES}, {"bbbb", 0}, {"cc", 0}} {
+			if errno := openFile(root+"/named/"+c.name, unix.O_RDONLY); errno != c.want {
+				t.Fatalf("open named/%s: %v, want %v", c.name, errno, c.want)
+			}
+		}
+	}
+	cc := policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/named/cc"}
+	if err := e.Apply(setOf(t, 3, append(slices.Clone(rules), cc)...)); err != nil {
+		t.Fatal(err)
+	}
+	if errno := openFile(root+"/named/cc", unix.O_RDONLY); errno != syscall.EACCES {
+		t.Fatalf("open named/cc once a new set names it: %v, want EACCES", errno)
+	}
+	if err := e.Apply(setOf(t, 4, rules...)); err != nil {
+		t.Fatal(err)
+	}
 	before := e.Stats().Cached
 	for range 10 {
 		if errno := openFile(root+"/open/secret", unix.O_RDONLY); errno != 0 {

@@ -3,6 +3,7 @@ package bpflsm
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
@@ -21,10 +22,12 @@ type universe struct {
 
 // hostUniverse is chosen so that generated rules overlap: nested
 // directories, a name that is a prefix of another ("/a/b" and "/a/bx"),
-// sources that are also objects, and paths no rule names.
+// sources that are also objects, paths no rule names, and names of 63
+// bytes and more, whose lengths share one bit of the kernel's length filter.
 var hostUniverse = universe{
-	dirs:    []string{"/", "/a/", "/a/b/", "/a/b/c/", "/bin/", "/src/"},
-	files:   []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/s1", "/a/b"},
+	dirs: []string{"/", "/a/", "/a/b/", "/a/b/c/", "/bin/", "/src/"},
+	files: []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/s1", "/a/b",
+		"/a/" + strings.Repeat("m", 63), "/a/" + strings.Repeat("l", 70), "/a/" + strings.Repeat("l", 80) + "/x"},
 	names:   []string{"x", "y", "s1"},
 	sources: []string{"/src/s1", "/src/s2", "/a/b/x"},
 	exes:    []string{"/src/s1", "/src/s2", "/a/b/x", "/other/exe"},

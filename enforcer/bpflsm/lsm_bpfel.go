@@ -79,6 +79,7 @@ type lsmDcacheVal struct {
 	Parent  uint64
 	Inode   uint64
 	HashLen uint64
+	Lens    uint64
 	Node    uint32
 	Flags   uint32
 	Len     uint32
@@ -234,6 +235,8 @@ type lsmKindCfg struct {
 	HasSourced    uint8
 	Pad           uint8
 	DfaStart      uint32
+	_             [4]byte
+	NameLens      uint64
 }
 
 type lsmPathBuf struct {
@@ -335,6 +338,7 @@ type lsmTrieVal struct {
 	_     structs.HostLayout
 	Node  uint32
 	Flags uint32
+	Lens  uint64
 }
 
 type lsmWalkCtx struct {
@@ -357,6 +361,8 @@ type lsmWalkCtx struct {
 	Pad2     uint16
 	Pnode    uint32
 	Pflags   uint32
+	Lens     uint64
+	Plens    uint64
 }
 
 // Names of all BPF objects in the ELF.
