@@ -11,7 +11,7 @@ GENERATED := $(wildcard enforcer/*/*_bpfel.go enforcer/*/*_bpfel.o)
 # Debian packages the build and the tests use. clang and llvm (llvm-strip)
 # regenerate the BPF objects; qemu, busybox-static and apt's download of
 # Debian kernels run the VM tier; systemd provides journald for its test.
-DEB_PACKAGES := clang llvm qemu-system-x86 busybox-static systemd ca-certificates
+DEB_PACKAGES := clang llvm qemu-system-x86 busybox-static systemd ca-certificates apparmor
 
 .PHONY: all build run test deps generate check-generate vet unit fuzz vm bench clean
 

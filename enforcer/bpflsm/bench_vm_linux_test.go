@@ -4,9 +4,12 @@ package bpflsm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -127,8 +130,9 @@ func BenchmarkEnforcement(b *testing.B) {
 	iters := map[string]int{loops[0].name: 20000, loops[1].name: 20000, loops[2].name: 300, loops[3].name: 2000}
 
 	type config struct {
-		name  string
-		setup func(t testing.TB) func()
+		name    string
+		setup   func(t testing.TB) func()
+		profile string // AppArmor profile the measuring thread runs under
 	}
 	withEnforcer := func(n int) func(t testing.TB) func() {
 		return func(t testing.TB) func() {
@@ -164,12 +168,20 @@ func BenchmarkEnforcement(b *testing.B) {
 			}
 		}
 	}
+	none := func(testing.TB) func() { return func() {} }
 	configs := []config{
-		{"nothing loaded", func(testing.TB) func() { return func() {} }},
-		{"empty file_open LSM program", emptyLSM},
-		{"kubearmor, 0 rules", withEnforcer(0)},
-		{"kubearmor, 1,000 rules", withEnforcer(1000)},
-		{"kubearmor, 10,000 rules", withEnforcer(10000)},
+		{name: "nothing loaded", setup: none},
+		{name: "empty file_open LSM program", setup: emptyLSM},
+		{name: "kubearmor, 0 rules", setup: withEnforcer(0)},
+		{name: "kubearmor, 1,000 rules", setup: withEnforcer(1000)},
+		{name: "kubearmor, 10,000 rules", setup: withEnforcer(10000)},
+	}
+	var aaLoad []string
+	for _, n := range []int{1000, 10000} {
+		name := fmt.Sprintf("kubearmor-bench-%d", n)
+		took := loadAppArmorProfile(t, dir, name, benchRules(t, n, named))
+		aaLoad = append(aaLoad, fmt.Sprintf("%d rules in %v", n, took.Round(time.Millisecond)))
+		configs = append(configs, config{name: fmt.Sprintf("AppArmor, %s rules", map[int]string{1000: "1,000", 10000: "10,000"}[n]), setup: none, profile: name})
 	}
 	// Each configuration is measured right after a fresh "nothing loaded"
 	// run and its ratio taken against that one, so that slow drifts of the
@@ -177,9 +189,7 @@ func BenchmarkEnforcement(b *testing.B) {
 	// median block, so that a stall of the host costs one block, not the
 	// result; and the Go heap is collected before and not during a loop.
 	const rounds, blocks = 5, 7
-	measure := func(c config) []float64 {
-		teardown := c.setup(t)
-		defer teardown()
+	runLoops := func(c config) ([]float64, error) {
 		out := make([]float64, len(loops))
 		for li, l := range loops {
 			n := iters[l.name] / blocks
@@ -191,13 +201,42 @@ func BenchmarkEnforcement(b *testing.B) {
 				for range n {
 					if err := l.op(); err != nil {
 						debug.SetGCPercent(gc)
-						t.Fatalf("%s with %s: %v", l.name, c.name, err)
+						return nil, fmt.Errorf("%s with %s: %w", l.name, c.name, err)
 					}
 				}
 				per[bi] = float64(time.Since(start).Nanoseconds()) / float64(n)
 			}
 			debug.SetGCPercent(gc)
 			out[li] = median(per)
+		}
+		return out, nil
+	}
+	measure := func(c config) []float64 {
+		teardown := c.setup(t)
+		defer teardown()
+		if c.profile == "" {
+			out, err := runLoops(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		// AppArmor confines a thread: the loops run on one locked to this
+		// goroutine, which is never unlocked, so the confined thread ends
+		// with it. Exec'd children inherit its profile.
+		var out []float64
+		var err error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			runtime.LockOSThread()
+			if err = changeAppArmorProfile(c.profile); err == nil {
+				out, err = runLoops(c)
+			}
+		}()
+		<-done
+		if err != nil {
+			t.Fatal(err)
 		}
 		return out
 	}
@@ -253,9 +292,144 @@ func BenchmarkEnforcement(b *testing.B) {
 	}
 	fmt.Fprintf(&out, "\nKernel memory of the rule maps at 10,000 rules: %s.\n", e.mapMemory())
 	e.Close()
-	out.WriteString("AppArmor enforcing the same rules: not measured (apparmor_parser is not in the guest image yet).\n")
+	fmt.Fprintf(&out, "AppArmor profiles loaded with apparmor_parser (%s); the loops ran in a thread confined by them.\n", strings.Join(aaLoad, ", "))
 	fmt.Fprintf(&out, "%s\n", benchEnd)
 	fmt.Println(out.String())
+}
+
+// appArmorProfile writes set as an AppArmor profile that allows everything
+// else: Block rules become deny rules, Audit rules audit rules. The
+// benchmark's sets hold only file path, directory and process path rules.
+func appArmorProfile(name string, set *policy.Set) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "profile %s flags=(attach_disconnected) {\n", name)
+	b.WriteString("  file,\n  network,\n  capability,\n  signal,\n  ptrace,\n  unix,\n  mount,\n  umount,\n  pivot_root,\n  change_profile,\n")
+	for r := range set.Rules() {
+		path, perms := r.Path, "rw"
+		switch {
+		case r.Kind == policy.KindProcess && r.Match == policy.MatchPath:
+			perms = "x"
+		case r.Kind == policy.KindFile && r.Match == policy.MatchPath:
+		case r.Kind == policy.KindFile && r.Match == policy.MatchDir && r.Recursive:
+			path += "**"
+		default:
+			return "", fmt.Errorf("rule %s: not in the benchmark's AppArmor translation", r.Origin)
+		}
+		prefix := "deny"
+		if r.Action == policy.ActionAudit {
+			prefix = "audit"
+		}
+		fmt.Fprintf(&b, "  %s %s %s,\n", prefix, path, perms)
+	}
+	b.WriteString("}\n")
+	return b.String(), nil
+}
+
+// loadAppArmorProfile loads set as profile name with the real
+// apparmor_parser, removes it when the benchmark ends, and returns how long
+// loading took.
+func loadAppArmorProfile(t testing.TB, dir, name string, set *policy.Set) time.Duration {
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		t.Fatalf("apparmor_parser is not in the guest (the suite adds the host's; install apparmor there): %v", err)
+	}
+	text, err := appArmorProfile(name, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, name)
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if out, err := exec.Command(parser, "--replace", "--skip-cache", file).CombinedOutput(); err != nil {
+		t.Fatalf("apparmor_parser --replace %s: %v\n%s", file, err, out)
+	}
+	took := time.Since(start)
+	t.Cleanup(func() {
+		if out, err := exec.Command(parser, "--remove", file).CombinedOutput(); err != nil {
+			t.Errorf("apparmor_parser --remove %s: %v\n%s", file, err, out)
+		}
+	})
+	return took
+}
+
+// TestBenchAppArmorProfile compiles the benchmark's AppArmor profile with
+// the real apparmor_parser (without loading it), so that a mistake shows
+// before a guest runs the benchmark; in a guest, where AppArmor is live, it
+// also loads one and checks that a thread under it is refused what the
+// rules block, and only that.
+func TestBenchAppArmorProfile(t *testing.T) {
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		t.Skipf("apparmor_parser not installed (apt-get install apparmor): %v", err)
+	}
+	text, err := appArmorProfile("kubearmor-bench-test", benchRules(t, 100, "/etc/bench-named"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(text, "  deny "); n != 99 {
+		t.Errorf("%d deny rules, want 99", n)
+	}
+	file := filepath.Join(t.TempDir(), "profile")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(parser, "--skip-kernel-load", "--skip-cache", file).CombinedOutput(); err != nil {
+		t.Fatalf("apparmor_parser rejects the profile: %v\n%s\n%s", err, out, text)
+	}
+	if !testutils.InGuest() {
+		return
+	}
+
+	dir := t.TempDir()
+	blocked, free, prog := dir+"/blocked", dir+"/free", dir+"/prog"
+	for _, p := range []string{blocked, free} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutils.CopyFile(t, "/bin/busybox", prog, 0o755)
+	took := loadAppArmorProfile(t, dir, "kubearmor-bench-test", setOf(t, 1,
+		policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: blocked},
+		policy.Rule{Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchPath, Path: prog}))
+	var got [3]error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the confined thread ends with the goroutine
+		if got[0] = changeAppArmorProfile("kubearmor-bench-test"); got[0] != nil {
+			return
+		}
+		got[0] = errnoErr(openFile(blocked, unix.O_RDONLY))
+		got[1] = errnoErr(openFile(free, unix.O_RDONLY))
+		_, got[2] = syscall.ForkExec(prog, []string{"true"}, &syscall.ProcAttr{})
+	}()
+	<-done
+	if !errors.Is(got[0], syscall.EACCES) || got[1] != nil || !errors.Is(got[2], syscall.EACCES) {
+		t.Errorf("under the profile: open of the blocked file %v (want EACCES), of another %v (want none), exec of the blocked program %v (want EACCES)",
+			got[0], got[1], got[2])
+	}
+	t.Logf("profile loaded in %v and enforced on a confined thread", took)
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+// changeAppArmorProfile moves the calling thread under profile.
+func changeAppArmorProfile(profile string) error {
+	attr := "/proc/thread-self/attr/apparmor/current"
+	if _, err := os.Stat(attr); err != nil {
+		attr = "/proc/thread-self/attr/current"
+	}
+	if err := os.WriteFile(attr, []byte("changeprofile "+profile), 0); err != nil {
+		return fmt.Errorf("change to AppArmor profile %s: %w", profile, err)
+	}
+	return nil
 }
 
 func median(v []float64) float64 {

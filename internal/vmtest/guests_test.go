@@ -17,10 +17,16 @@ var guestBinaries = []Binary{
 	{Package: "./cmd/kubearmor", GuestPath: "/usr/local/bin/kubearmor"},
 }
 
+// guestFiles are host files the guest tests use: apparmor_parser (from the
+// apparmor package), for the AppArmor side of the enforcement benchmark.
+var guestFiles = []File{
+	{HostPath: "/usr/sbin/apparmor_parser", GuestPath: "/usr/sbin/apparmor_parser", Libraries: true},
+}
+
 // TestGuests boots every kernel (KernelPackages) and runs the guest
 // packages' tests there, as subtests <kernel release>/<package dir>/<test>.
 // It needs root and qemu-system-x86_64; allow it several minutes
 // (go test -timeout 30m), see README.md.
 func TestGuests(t *testing.T) {
-	RunTests(t, Suite{Packages: guestPackages, Binaries: guestBinaries})
+	RunTests(t, Suite{Packages: guestPackages, Binaries: guestBinaries, Files: guestFiles})
 }

@@ -27,6 +27,10 @@ type File struct {
 	// Mode sets the permissions of a single file; 0 keeps the host file's.
 	// Directory trees always keep the host permissions.
 	Mode fs.FileMode
+	// Libraries marks a dynamically linked program (a single file): its
+	// ELF interpreter and the shared libraries it needs are added too, at
+	// their host paths. Without it a dynamic program is refused.
+	Libraries bool
 }
 
 // Command is a program the guest's init runs, in order, after setting up
@@ -190,6 +194,9 @@ func addFile(w *cpioWriter, f File, seen map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("add file: %w", err)
 	}
+	if !info.IsDir() && f.Libraries {
+		return addProgram(w, f, seen)
+	}
 	if !info.IsDir() {
 		return addOne(w, f.HostPath, guestPath(f.GuestPath), f.Mode, seen)
 	}
@@ -259,6 +266,111 @@ func addOne(w *cpioWriter, src, dst string, mode fs.FileMode, seen map[string]st
 		}
 	}
 	return copyHostFile(w, src, dst, mode)
+}
+
+// addProgram adds a dynamically linked program with its interpreter and
+// libraries. Programs share libraries: one added already is not an error.
+func addProgram(w *cpioWriter, f File, seen map[string]string) error {
+	libs, err := sharedLibraries(f.HostPath)
+	if err != nil {
+		return err
+	}
+	mode := f.Mode
+	if mode == 0 {
+		info, err := os.Stat(f.HostPath)
+		if err != nil {
+			return fmt.Errorf("add file: %w", err)
+		}
+		mode = info.Mode()
+	}
+	if err := claim(seen, guestPath(f.GuestPath), f.HostPath); err != nil {
+		return err
+	}
+	if err := copyHostFile(w, f.HostPath, guestPath(f.GuestPath), mode); err != nil {
+		return err
+	}
+	for _, lib := range libs {
+		if seen[lib] == lib {
+			continue
+		}
+		if err := claim(seen, lib, lib); err != nil {
+			return err
+		}
+		// The host path may be a symlink (/lib64/ld-linux-x86-64.so.2):
+		// the guest gets the file it points to, under the name the loader
+		// looks for.
+		if err := copyHostFile(w, lib, lib, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// libraryDirs are where the loader of a Debian amd64 host looks for
+// libraries without an ld.so.cache, as the guest has none.
+var libraryDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// sharedLibraries returns the ELF interpreter of program and the libraries
+// it needs, directly or through other libraries, as host paths.
+func sharedLibraries(program string) ([]string, error) {
+	var out []string
+	done := map[string]bool{}
+	var visit func(file string, interp bool) error
+	visit = func(file string, interp bool) error {
+		ef, err := elf.Open(file)
+		if err != nil {
+			return fmt.Errorf("read libraries of %s: %w", file, err)
+		}
+		defer ef.Close()
+		if interp {
+			for _, p := range ef.Progs {
+				if p.Type != elf.PT_INTERP {
+					continue
+				}
+				b, err := io.ReadAll(p.Open())
+				if err != nil {
+					return fmt.Errorf("read interpreter of %s: %w", file, err)
+				}
+				loader := strings.TrimRight(string(b), "\x00")
+				if !done[loader] {
+					done[loader] = true
+					out = append(out, loader)
+				}
+			}
+		}
+		needed, err := ef.ImportedLibraries()
+		if err != nil {
+			return fmt.Errorf("read libraries of %s: %w", file, err)
+		}
+		for _, name := range needed {
+			found := ""
+			for _, dir := range libraryDirs {
+				if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+					found = filepath.Join(dir, name)
+					break
+				}
+			}
+			if found == "" {
+				return fmt.Errorf("%s needs %s, which is in none of %v", file, name, libraryDirs)
+			}
+			if done[found] {
+				continue
+			}
+			done[found] = true
+			out = append(out, found)
+			if err := visit(found, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := visit(program, true); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is not dynamically linked: add it without Libraries", program)
+	}
+	return out, nil
 }
 
 func copyHostFile(w *cpioWriter, src, dst string, mode fs.FileMode) error {

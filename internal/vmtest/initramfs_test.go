@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -180,5 +181,45 @@ func TestBuildInitramfs(t *testing.T) {
 		{HostPath: "/bin/ls", GuestPath: "/bin/ls2"},
 	}}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("dynamically linked")) {
 		t.Errorf("dynamic binary: %v, want dynamically linked", err)
+	}
+	if _, err := BuildInitramfs(filepath.Join(dir, "static-as-dyn"), Guest{Files: []File{
+		{HostPath: "/bin/busybox", GuestPath: "/bin/bb", Libraries: true},
+	}}); err == nil || !bytes.Contains([]byte(err.Error()), []byte("not dynamically linked")) {
+		t.Errorf("static binary with Libraries: %v, want not dynamically linked", err)
+	}
+}
+
+// TestSharedLibraries finds a dynamic program's loader and its libraries'
+// libraries; two programs may share them in one guest.
+func TestSharedLibraries(t *testing.T) {
+	libs, err := sharedLibraries("/bin/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libpcre2-8.so.0"} {
+		if !slices.Contains(libs, want) {
+			t.Errorf("libraries of /bin/ls: %v, want %s among them", libs, want)
+		}
+	}
+	dir := t.TempDir()
+	ini, err := BuildInitramfs(filepath.Join(dir, "initramfs"), Guest{Files: []File{
+		{HostPath: "/bin/ls", GuestPath: "/bin/ls2", Libraries: true},
+		{HostPath: "/bin/cat", GuestPath: "/bin/cat2", Libraries: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(ini.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]cpioEntry{}
+	for _, e := range readCPIO(t, b) {
+		got[e.name] = e
+	}
+	for _, name := range []string{"bin/ls2", "bin/cat2", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"} {
+		if e, ok := got[name]; !ok || e.mode&0o170000 != 0o100000 {
+			t.Errorf("%s: present %v, mode %o, want a regular file", name, ok, e.mode)
+		}
 	}
 }

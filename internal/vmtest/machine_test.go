@@ -36,6 +36,7 @@ func TestMachine(t *testing.T) {
 	tests := []struct {
 		name     string
 		cmds     []Command
+		files    []File
 		timeout  time.Duration
 		wantErr  string // "" for success
 		wantTail string // in the error's console tail
@@ -71,6 +72,16 @@ func TestMachine(t *testing.T) {
 			},
 		},
 		{
+			name:  "dynamic program",
+			cmds:  []Command{{Name: "ls", Path: "/bin/ls2", Args: []string{"--version"}}},
+			files: []File{{HostPath: "/bin/ls", GuestPath: "/bin/ls2", Libraries: true}},
+			check: func(t *testing.T, res *Result) {
+				if o := res.Outputs[len(res.Outputs)-1]; o.ExitCode != 0 || !strings.Contains(string(o.Output), "GNU coreutils") {
+					t.Errorf("ls --version in the guest: code %d, output %q", o.ExitCode, o.Output)
+				}
+			},
+		},
+		{
 			name:     "panic",
 			cmds:     []Command{sh("crash", "echo c > /proc/sysrq-trigger; sleep 60")},
 			wantErr:  "kernel panic (while running crash)",
@@ -92,7 +103,7 @@ func TestMachine(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			ini, err := BuildInitramfs(filepath.Join(dir, "initramfs"), Guest{Commands: tt.cmds})
+			ini, err := BuildInitramfs(filepath.Join(dir, "initramfs"), Guest{Commands: tt.cmds, Files: tt.files})
 			if err != nil {
 				t.Fatal(err)
 			}
