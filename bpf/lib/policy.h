@@ -64,8 +64,8 @@ enum ka_key_type {
 enum ka_node_flag {
 	KA_NF_ANY_SHIFT = 0,         /* bit type-1: rules without fromSource */
 	KA_NF_SRC_SHIFT = 8,         /* bit 8+type-1: rules with fromSource */
-	KA_NF_SOURCE = 1 << 16,      /* the node is a fromSource executable */
-	KA_NF_ALLOWLIST_SHIFT = 16,  /* bit 16+kind: the source has an allow-list for kind */
+	KA_NF_SOURCE = 1 << 16,      /* a fromSource path or directory is this node: an anchor */
+	KA_NF_ALLOWLIST_SHIFT = 16,  /* on a source class, bit 16+kind: it has an allow-list for kind */
 };
 
 #define KA_NF_ANY(t) (1u << (KA_NF_ANY_SHIFT + (t) - 1))
@@ -400,6 +400,8 @@ struct walk_ctx {
 	__u32 pflags;
 	__u64 lens;     /* of node */
 	__u64 plens;    /* of pnode */
+	__u32 anchor;   /* the deepest fromSource anchor on the executable's path */
+	__u32 anchor_rest; /* components of that path below the anchor */
 };
 
 struct {
@@ -496,6 +498,10 @@ static long walk_step(__u32 i, void *unused)
 	w->node = v->node;
 	w->flags = v->flags;
 	w->lens = v->lens;
+	if (!w->apply && (v->flags & KA_NF_SOURCE)) {
+		w->anchor = v->node;
+		w->anchor_rest = k;
+	}
 	if (k == 0) {
 		w->terminal = v->node;
 		w->tflags = v->flags;
@@ -548,12 +554,17 @@ static __always_inline struct kind_cfg *begin(__u8 kind, struct decision *d)
 	return cfg;
 }
 
-/* walk_source finds the fromSource node of the executable in
- * paths[KA_PATH_EXE]: its node if the whole path is in the trie and is
- * marked as a source. */
+/* walk_source finds the source class of the executable in
+ * paths[KA_PATH_EXE]: the class its deepest anchor has for it (it is the
+ * anchor, directly in it, or deeper below), which stands for every
+ * fromSource entry it matches; none if no class is there. */
 static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out)
 {
 	struct path_buf *exe = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
+	struct trie_val *class;
+	struct trie_key *key;
+	__u32 zero = 0;
+	void *trie;
 
 	out->source = 0;
 	out->flags = 0;
@@ -571,10 +582,25 @@ static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out
 	enter_root(w);
 	w->terminal = 0;
 	w->apply = 0;
+	if (w->flags & KA_NF_SOURCE) {
+		w->anchor = KA_ROOT_NODE;
+		w->anchor_rest = exe->n;
+	}
 	bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
-	if (w->idx == 0 && (w->tflags & KA_NF_SOURCE)) {
-		out->source = w->terminal;
-		out->flags = w->tflags;
+	if (!w->anchor)
+		return;
+	key = bpf_map_lookup_elem(&keybuf, &zero);
+	trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
+	if (!key || !trie)
+		return;
+	__builtin_memset(key->name, 0, sizeof(key->name));
+	key->parent = w->anchor;
+	key->len = 2;
+	key->name[1] = w->anchor_rest == 0 ? 's' : w->anchor_rest == 1 ? 'p' : 'a';
+	class = bpf_map_lookup_elem(trie, key);
+	if (class) {
+		out->source = class->node;
+		out->flags = class->flags;
 	}
 }
 

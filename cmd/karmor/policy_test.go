@@ -24,7 +24,7 @@ func TestValidate(t *testing.T) {
 	good := write("good.yaml", head+"good\nspec:\n  process:\n    matchPaths:\n    - path: /bin/sleep\n")
 	dup := write("dup.yaml", head+"good\nspec:\n  process:\n    matchPaths:\n    - path: /bin/true\n")
 	bad := write("bad.yaml", head+"bad\nspec:\n  process:\n    matchPaths:\n    - path: bin/sleep\n  action: Deny\n")
-	file := write("file.yaml", head+"files\nspec:\n  file:\n    matchPaths:\n    - path: /etc/shadow\n      fromSource:\n      - dir: /opt/\n")
+	file := write("file.yaml", head+"files\nspec:\n  syscalls:\n    matchPaths:\n    - path: /tmp/x\n      syscall: [kill]\n")
 	other := write("other.yaml", head+"other\nspec:\n  nodeSelector:\n    matchLabels:\n      kubearmor.io/hostname: web1\n  process:\n    matchPaths:\n    - path: /bin/sleep\n")
 	bpf := func(s *policy.Set) error { _, err := bpflsm.Compile(s); return err }
 
@@ -40,7 +40,7 @@ func TestValidate(t *testing.T) {
 		{"bad, with file:line errors", []string{good, bad}, nil, false, "",
 			[]string{bad + ":8: spec.process.matchPaths[0].path: must be an absolute path", bad + ":9: spec.action: must be Allow, Audit or Block"}},
 		{"duplicate names across files", []string{good, dup}, nil, false, "", []string{dup + ":1: metadata.name: policy \"good\" is already defined at " + good + ":1"}},
-		{"rules the enforcer cannot enforce", []string{file}, bpf, false, "", []string{file + ":8: spec.file.matchPaths[0]: fromSource dir /opt/ is not enforced by the BPF-LSM enforcer"}},
+		{"rules the enforcer cannot enforce", []string{file}, bpf, false, "", []string{file + ":8: spec.syscalls.matchPaths[0]: system call kill takes no path"}},
 		{"observe-only takes every valid rule", []string{file}, nil, true, "1 file(s) valid: 1 policies, 1 rules\n", nil},
 		{"another host is a warning", []string{other}, nil, true, "1 file(s) valid", []string{"warning: policy other would not apply to host \"me\""}},
 	}

@@ -17,9 +17,15 @@ import (
 //	              at 1. execname rules are {0xffffffff, name} -> node.
 //	              flags: bit type-1 = rules without fromSource at this node
 //	              for key type `type`; bit 8+type-1 = rules with fromSource;
-//	              bit 16 = the node is a fromSource executable; bit 16+kind =
-//	              that source has an allow-list (an Allow rule) for kind.
-//	rules  hash   {node, source node or 0, key type, access} -> rule[action][owner]
+//	              bit 16 = a fromSource path or directory is this node (an
+//	              anchor). Under an anchor, {anchor, 2, "\0s"|"\0p"|"\0a"} ->
+//	              {class, flags} is the source class of an executable that is
+//	              the anchor, directly in it, or deeper below it, when it is
+//	              the deepest anchor on the executable's path: the class
+//	              stands for every source such an executable matches. Its
+//	              bit 16+kind = one of them has an allow-list (an Allow rule
+//	              with fromSource) for kind.
+//	rules  hash   {node, source class or 0, key type, access} -> rule[action][owner]
 //	              key types, applied in this order: ANCESTOR (node is an
 //	              ancestor directory of the object, above its parent), PARENT
 //	              (the object's directory), SELF (the object, as a
@@ -125,6 +131,7 @@ func Compile(set *policy.Set) (*Spec, error) {
 		spec:  &Spec{Version: set.Version(), NumRules: set.Len()},
 		nodes: map[nodeKey]uint32{{}: rootNode},
 		flags: map[uint32]uint32{},
+		alias: map[uint32]uint32{},
 		best:  map[lsmRuleKey]*[3][2]*policy.Rule{},
 		names: map[uint32]nodeKey{rootNode: {}},
 	}
@@ -132,6 +139,7 @@ func Compile(set *policy.Set) (*Spec, error) {
 	fail := func(r *policy.Rule, err error) {
 		errs = append(errs, &policy.Error{File: r.Origin.File, Line: r.Origin.Line, Field: r.Origin.Field, Msg: err.Error()})
 	}
+	c.sourceClasses(set)
 	patterns := map[policy.Kind][]*policy.Rule{}
 	for r := range set.Rules() {
 		if r.Match == policy.MatchPattern && accessesOf(r.Kind) != nil {
@@ -164,12 +172,14 @@ type nodeKey struct {
 }
 
 type compiler struct {
-	spec  *Spec
-	nodes map[nodeKey]uint32
-	names map[uint32]nodeKey
-	flags map[uint32]uint32
-	best  map[lsmRuleKey]*[3][2]*policy.Rule
-	order []lsmRuleKey // keys in creation order, for deterministic output
+	spec    *Spec
+	nodes   map[nodeKey]uint32
+	names   map[uint32]nodeKey
+	flags   map[uint32]uint32
+	classes []sourceClass
+	alias   map[uint32]uint32 // class entry node -> the class it shares with others
+	best    map[lsmRuleKey]*[3][2]*policy.Rule
+	order   []lsmRuleKey // keys in creation order, for deterministic output
 }
 
 // node returns the trie node of an absolute path ("/" is the root; a
@@ -225,10 +235,7 @@ func (c *compiler) add(r *policy.Rule) error {
 		return fmt.Errorf("%s %s rules are not enforced by the BPF-LSM enforcer in this version",
 			strings.ToLower(r.Kind.String()), r.Match)
 	}
-	sources, err := c.sources(r)
-	if err != nil {
-		return err
-	}
+	sources := c.sources(r)
 	for _, src := range sources {
 		for _, t := range types {
 			switch {
@@ -246,34 +253,110 @@ func (c *compiler) add(r *policy.Rule) error {
 	return nil
 }
 
-// sources returns the trie nodes of r's fromSource executables, or [0] for
-// a rule without fromSource.
-func (c *compiler) sources(r *policy.Rule) ([]uint32, error) {
+// A sourceClass is a set of fromSource entries that some executable
+// matches all of, and no others: the kernel finds an executable's class once
+// (walk_source) and looks rules up by it.
+type sourceClass struct {
+	node    uint32
+	sources []policy.Source
+}
+
+// Relations of an executable to the deepest anchor on its path, named as
+// in the class entries' names.
+var classRelations = []struct {
+	name string // the class entry's name under the anchor
+	tail string // appended to the anchor's path: an executable so placed
+}{
+	{"\x00s", ""},             // the anchor itself
+	{"\x00p", "/\x00x"},       // directly in it
+	{"\x00a", "/\x00x/\x00y"}, // deeper
+}
+
+// sourceClasses makes a node of every fromSource path and directory (an
+// anchor) and, for each anchor and relation, the class of the sources an
+// executable so placed matches. The components added to the anchor's path
+// are in no rule (no name has a NUL), so the deepest anchor is the one
+// given, and Source.Matches, the matcher's own test, says which match.
+func (c *compiler) sourceClasses(set *policy.Set) {
+	var all []policy.Source
+	var anchors []uint32
+	for r := range set.Rules() {
+		for _, s := range r.Sources {
+			if slices.Contains(all, s) {
+				continue
+			}
+			all = append(all, s)
+			n := c.node(s.Path + s.Dir)
+			if !slices.Contains(anchors, n) {
+				anchors = append(anchors, n)
+			}
+			c.flags[n] |= flagSource
+		}
+	}
+	for _, n := range anchors {
+		base := c.path(n)
+		for _, rel := range classRelations {
+			exe := strings.TrimSuffix(base, "/") + rel.tail
+			if exe == "" {
+				exe = "/"
+			}
+			var matched []policy.Source
+			for _, s := range all {
+				if s.Matches(exe) {
+					matched = append(matched, s)
+				}
+			}
+			if len(matched) == 0 {
+				continue
+			}
+			// Places that match the same sources share one class, so a
+			// rule is stored once per distinct set, not once per place.
+			entry := c.child(n, rel.name)
+			if i := slices.IndexFunc(c.classes, func(cl sourceClass) bool { return slices.Equal(cl.sources, matched) }); i >= 0 {
+				c.alias[entry] = c.classes[i].node
+				continue
+			}
+			c.classes = append(c.classes, sourceClass{node: entry, sources: matched})
+		}
+	}
+}
+
+// path spells out node n's path.
+func (c *compiler) path(n uint32) string {
+	if n == rootNode {
+		return "/"
+	}
+	k := c.names[n]
+	if k.parent == rootNode {
+		return "/" + k.name
+	}
+	return c.path(k.parent) + "/" + k.name
+}
+
+// sources returns the source classes a rule with fromSource applies to
+// (those holding one of its sources), or [0] for a rule without fromSource.
+// An Allow rule makes each of its classes an allow-list for its kind.
+func (c *compiler) sources(r *policy.Rule) []uint32 {
 	if len(r.Sources) == 0 {
-		return []uint32{0}, nil
+		return []uint32{0}
 	}
 	var out []uint32
-	for _, s := range r.Sources {
-		if s.Path == "" {
-			return nil, fmt.Errorf("fromSource dir %s is not enforced by the BPF-LSM enforcer in this version; list executables with path", s.Dir)
+	for _, cl := range c.classes {
+		if !slices.ContainsFunc(r.Sources, func(s policy.Source) bool { return slices.Contains(cl.sources, s) }) {
+			continue
 		}
-		n := c.node(s.Path)
-		c.flags[n] |= flagSource
 		if r.Action == policy.ActionAllow {
-			c.flags[n] |= flagAllowList(r.Kind)
+			c.flags[cl.node] |= flagAllowList(r.Kind)
 		}
-		out = append(out, n)
+		out = append(out, cl.node)
 	}
-	return out, nil
+	return out
 }
 
 // addSyscall attaches an audit-only syscall rule: to the syscall pseudo
 // node when it names no path, else to the path's node, once per system call.
 func (c *compiler) addSyscall(r *policy.Rule) error {
-	sources, err := c.sources(r)
-	if err != nil {
-		return err
-	}
+	sources := c.sources(r)
 	obj, types := uint32(pseudoSyscall), []uint8{keyExact}
 	switch {
 	case r.Path == "":
@@ -379,8 +462,9 @@ func (c *compiler) finish(set *policy.Set) {
 	// skip the lookups that cannot succeed (len_bit in bpf/lib/policy.h).
 	lens := map[uint32]uint64{}
 	for id := uint32(2); id <= uint32(len(c.names)); id++ {
-		k := c.names[id]
-		lens[k.parent] |= lenBit(len(k.name))
+		if k := c.names[id]; !strings.HasPrefix(k.name, "\x00") { // classes are looked up apart
+			lens[k.parent] |= lenBit(len(k.name))
+		}
 	}
 	for id := uint32(1); id <= uint32(len(c.names)); id++ {
 		k := c.names[id]
@@ -389,7 +473,10 @@ func (c *compiler) finish(set *policy.Set) {
 		e.Key.Len = uint32(len(k.name))
 		copy(e.Key.Name[:], k.name)
 		e.Val.Node = id
-		e.Val.Flags = c.flags[id]
+		if class, ok := c.alias[id]; ok {
+			e.Val.Node = class
+		}
+		e.Val.Flags = c.flags[e.Val.Node]
 		e.Val.Lens = lens[id]
 		s.Trie = append(s.Trie, e)
 	}

@@ -15,7 +15,7 @@ type universe struct {
 	dirs    []string // directory rules
 	files   []string // path rules and targets
 	names   []string // execname rules
-	sources []string // fromSource paths
+	sources []string // fromSource paths, and directories (ending in '/')
 	exes    []string // executables that act
 	kinds   []policy.Kind
 }
@@ -29,8 +29,8 @@ var hostUniverse = universe{
 	files: []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/s1", "/a/b",
 		"/a/" + strings.Repeat("m", 63), "/a/" + strings.Repeat("l", 70), "/a/" + strings.Repeat("l", 80) + "/x"},
 	names:   []string{"x", "y", "s1"},
-	sources: []string{"/src/s1", "/src/s2", "/a/b/x"},
-	exes:    []string{"/src/s1", "/src/s2", "/a/b/x", "/other/exe"},
+	sources: []string{"/src/s1", "/src/s2", "/a/b/x", "/src/", "/a/", "/a/b/", "/"},
+	exes:    []string{"/src/s1", "/src/s2", "/a/b/x", "/other/exe", "/a/b/c/d/e", "/a/y", "/src/sub/s3"},
 	kinds:   []policy.Kind{policy.KindProcess, policy.KindFile, policy.KindNetwork, policy.KindCapabilities, policy.KindSyscall},
 }
 
@@ -113,7 +113,12 @@ func (u universe) randomSet(rng *rand.Rand, version uint64, root string) *policy
 		}
 		if r.Match != policy.MatchPattern && rng.IntN(5) < 2 { // patterns have no fromSource
 			for range 1 + rng.IntN(2) {
-				r.Sources = append(r.Sources, policy.Source{Path: root + pick(rng, u.sources)})
+				src := root + pick(rng, u.sources)
+				if strings.HasSuffix(src, "/") {
+					r.Sources = append(r.Sources, policy.Source{Dir: src, Recursive: rng.IntN(2) == 0})
+				} else {
+					r.Sources = append(r.Sources, policy.Source{Path: src})
+				}
 			}
 		}
 		doc.Rules = append(doc.Rules, r)

@@ -162,6 +162,15 @@ func TestHooks(t *testing.T) {
 				return runAs(t, r("/src/cat"), r("/f/src"))
 			},
 			errno: syscall.EACCES, operation: "File", action: "Block", result: denied, resource: r("/f/src")},
+		{name: "fromSource dir: programs directly in it are refused, deeper ones not", spec: "  file:\n    matchPaths:\n    - path: ROOT/f/dsrc\n      fromSource:\n      - dir: ROOT/src/\n  action: Block\n",
+			setup: func(t *testing.T) { write(t, r("/f/dsrc")) },
+			act: func(t *testing.T) syscall.Errno {
+				if errno := runAs(t, r("/src/x/sh"), "-c", "read l < "+r("/f/dsrc")); errno != 0 {
+					t.Errorf("a shell below the directory, not in it: %v", errno)
+				}
+				return runAs(t, r("/src/cat"), r("/f/dsrc"))
+			},
+			errno: syscall.EACCES, operation: "File", action: "Block", result: denied, resource: r("/f/dsrc")},
 		{name: "file posture: a source's allow-list", postures: block,
 			spec:  "  file:\n    matchDirectories:\n    - dir: ROOT/ok/\n      fromSource:\n      - path: ROOT/src/ls\n  action: Allow\n",
 			setup: func(t *testing.T) { write(t, r("/ok/x")) },

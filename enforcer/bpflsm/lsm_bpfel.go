@@ -342,27 +342,29 @@ type lsmTrieVal struct {
 }
 
 type lsmWalkCtx struct {
-	_        structs.HostLayout
-	Slot     uint32
-	Which    uint32
-	Idx      uint32
-	Node     uint32
-	Flags    uint32
-	Terminal uint32
-	Tflags   uint32
-	Source   uint32
-	Best     [3]uint32
-	Rank     [3]uint32
-	Access   uint8
-	NotOwner uint8
-	Apply    uint8
-	Deep     uint8
-	Sysnr    uint16
-	Pad2     uint16
-	Pnode    uint32
-	Pflags   uint32
-	Lens     uint64
-	Plens    uint64
+	_          structs.HostLayout
+	Slot       uint32
+	Which      uint32
+	Idx        uint32
+	Node       uint32
+	Flags      uint32
+	Terminal   uint32
+	Tflags     uint32
+	Source     uint32
+	Best       [3]uint32
+	Rank       [3]uint32
+	Access     uint8
+	NotOwner   uint8
+	Apply      uint8
+	Deep       uint8
+	Sysnr      uint16
+	Pad2       uint16
+	Pnode      uint32
+	Pflags     uint32
+	Lens       uint64
+	Plens      uint64
+	Anchor     uint32
+	AnchorRest uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -32,7 +32,7 @@ var vmUniverse = universe{
 	dirs:    []string{"/", "/a/", "/a/b/", "/a/b/c/", "/bin/", "/src/"},
 	files:   []string{"/a/x", "/a/b/x", "/a/b/y", "/a/bx", "/a/b/c/x", "/a/b/c/d/x", "/bin/x", "/z/x", "/src/t"},
 	names:   []string{"x", "y"},
-	sources: []string{"/src/s1", "/src/s2"},
+	sources: []string{"/src/s1", "/src/s2", "/src/", "/"},
 	exes:    []string{"/src/s1", "/src/s2", "/other/exe"},
 	kinds:   []policy.Kind{policy.KindProcess},
 }
