@@ -324,7 +324,7 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	not_owner = o.owner != fsuid();
 	subject_source(d.gen, &src);
 	if (cv) {
-		decide_cached(cfg, kind, op, not_owner, &src, cv, dentry, len, &d);
+		decide_cached(cfg, kind, op, not_owner, &src, cv, dentry, &d);
 	} else {
 		collect_path(mnt, dentry, KA_PATH_OBJECT);
 		decide_path(cfg, kind, op, not_owner, &src, &d);

@@ -825,13 +825,13 @@ static __always_inline int unnamed(const struct kind_cfg *cfg, const struct dcac
 }
 
 /*
- * decide_cached decides op on dentry, whose name is len bytes, from its
- * parent directory's trusted cache entry v (cached_parent), mirroring
- * decide_path for a path whose directories carry no ANCESTOR rules.
+ * decide_cached decides op on dentry from its parent directory's trusted
+ * cache entry v (cached_parent), mirroring decide_path for a path whose
+ * directories carry no ANCESTOR rules.
  */
 static __always_inline void decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 op, __u8 not_owner,
 					  const struct task_src *src, struct dcache_val *v, struct dentry *dentry,
-					  __u32 len, struct decision *d)
+					  struct decision *d)
 {
 	struct walk_ctx *w = start_walk(d->gen, access_of(op), not_owner);
 	struct trie_val *child, *name;
