@@ -127,7 +127,10 @@ func BenchmarkEnforcement(b *testing.B) {
 			return c.Close()
 		}},
 	}
-	iters := map[string]int{loops[0].name: 20000, loops[1].name: 20000, loops[2].name: 300, loops[3].name: 2000}
+	// make bench runs the guests on an instruction-counting clock
+	// (vmtest.ICountEnv), where a loop takes the same time every run: a few
+	// thousand operations and three rounds are enough.
+	iters := map[string]int{loops[0].name: 3000, loops[1].name: 3000, loops[2].name: 60, loops[3].name: 300}
 
 	type config struct {
 		name    string
@@ -184,11 +187,12 @@ func BenchmarkEnforcement(b *testing.B) {
 		configs = append(configs, config{name: fmt.Sprintf("AppArmor, %s rules", map[int]string{1000: "1,000", 10000: "10,000"}[n]), setup: none, profile: name})
 	}
 	// Each configuration is measured right after a fresh "nothing loaded"
-	// run and its ratio taken against that one, so that slow drifts of the
-	// emulating host cancel out; each loop runs in blocks and keeps the
-	// median block, so that a stall of the host costs one block, not the
-	// result; and the Go heap is collected before and not during a loop.
-	const rounds, blocks = 5, 7
+	// run and its ratio taken against that one; each loop runs in blocks and
+	// keeps the median block; and the Go heap is collected before and not
+	// during a loop. On a wall clock that still left ±15 % of noise from the
+	// emulating host; on the instruction-counting clock it rules out what
+	// noise the guest makes itself.
+	const rounds, blocks = 3, 3
 	runLoops := func(c config) ([]float64, error) {
 		out := make([]float64, len(loops))
 		for li, l := range loops {

@@ -34,6 +34,8 @@ const (
 	// TimeoutEnv is the time one kernel may take to boot and run every
 	// test binary (a Go duration, default DefaultTimeout).
 	TimeoutEnv = "KUBEARMOR_VMTEST_TIMEOUT"
+	// ICountEnv set to 1 runs the guests with Machine.CountInstructions.
+	ICountEnv = "KUBEARMOR_VMTEST_ICOUNT"
 )
 
 // Suite is a set of Go test packages to run in the guests.
@@ -179,7 +181,8 @@ func RunTests(t *testing.T, s Suite) {
 		}
 		t.Logf("kernel %s %s in %v: %s", k, how, time.Since(begin).Round(time.Millisecond), k.Dir)
 		t.Run(k.Release, func(t *testing.T) {
-			m := Machine{Kernel: k, Initramfs: ini, CPUs: s.CPUs, MemoryMiB: s.MemoryMiB, Timeout: timeout, WorkDir: work}
+			m := Machine{Kernel: k, Initramfs: ini, CPUs: s.CPUs, MemoryMiB: s.MemoryMiB, Timeout: timeout, WorkDir: work,
+				CountInstructions: os.Getenv(ICountEnv) == "1"}
 			runKernel(ctx, t, m, pkgs, s.runFilter() != "")
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,7 @@ func TestMachine(t *testing.T) {
 		name     string
 		cmds     []Command
 		files    []File
+		icount   bool
 		timeout  time.Duration
 		wantErr  string // "" for success
 		wantTail string // in the error's console tail
@@ -82,6 +84,31 @@ func TestMachine(t *testing.T) {
 			},
 		},
 		{
+			// Guest time is instructions executed: an idle guest's clock
+			// jumps to its next timer, so a 20 s sleep passes in much less
+			// host time; and the same loop twice takes the same time.
+			name:   "instruction-counting clock",
+			icount: true,
+			cmds: []Command{
+				sh("sleep", "sleep 20"),
+				sh("loops", `for r in 1 2; do read a x < /proc/$$/schedstat; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; read b x < /proc/$$/schedstat; echo $((b-a)); done`),
+			},
+			check: func(t *testing.T, res *Result) {
+				n := len(res.Outputs)
+				if d := res.Outputs[n-2].Duration; d > 10*time.Second {
+					t.Errorf("sleep 20 in the guest took %v of host time: the clock is not virtual", d)
+				}
+				o := res.Outputs[n-1]
+				var d [2]float64
+				if n, err := fmt.Sscan(string(o.Output), &d[0], &d[1]); n != 2 || err != nil {
+					t.Fatalf("loop times %q: %v", o.Output, err)
+				}
+				if r := d[1] / d[0]; r < 0.97 || r > 1.03 {
+					t.Errorf("the same loop took %v and %v ns of guest time", d[0], d[1])
+				}
+			},
+		},
+		{
 			name:     "panic",
 			cmds:     []Command{sh("crash", "echo c > /proc/sysrq-trigger; sleep 60")},
 			wantErr:  "kernel panic (while running crash)",
@@ -111,7 +138,7 @@ func TestMachine(t *testing.T) {
 			if timeout == 0 {
 				timeout = 2 * time.Minute
 			}
-			res, err := Machine{Kernel: k, Initramfs: ini, CPUs: 1, Timeout: timeout, WorkDir: dir}.Run(t.Context())
+			res, err := Machine{Kernel: k, Initramfs: ini, CPUs: 1, Timeout: timeout, WorkDir: dir, CountInstructions: tt.icount}.Run(t.Context())
 			t.Logf("boot %v, total %v", res.Boot, res.Duration)
 			if tt.wantErr == "" {
 				if err != nil {

@@ -43,6 +43,12 @@ type Machine struct {
 	Cmdline   string        // appended to DefaultCmdline
 	// WorkDir holds the console log; a temporary directory if empty.
 	WorkDir string
+	// CountInstructions runs the guest on a virtual clock that advances
+	// one nanosecond per instruction executed (QEMU -icount shift=0), so
+	// that time measured in the guest is its instruction count, whatever
+	// else the host is doing: what benchmarks compare. Slower; not for tests
+	// that wait on host time.
+	CountInstructions bool
 }
 
 // Output is what one guest command printed and how it ended.
@@ -182,7 +188,7 @@ func (m Machine) qemuArgs(consolePath string) []string {
 	if m.Cmdline != "" {
 		cmdline += " " + m.Cmdline
 	}
-	return []string{
+	args := []string{
 		// One host thread runs every vCPU in turn. With a thread per vCPU,
 		// the kernel patching its own code while another vCPU executes it
 		// (static keys and BPF trampolines, on every attach and detach)
@@ -207,6 +213,12 @@ func (m Machine) qemuArgs(consolePath string) []string {
 		"-chardev", "stdio,id=results,signal=off",
 		"-serial", "chardev:results",
 	}
+	if m.CountInstructions {
+		// sleep=off: an idle guest's clock jumps to its next timer instead
+		// of following the host's.
+		args = append(args, "-icount", "shift=0,sleep=off")
+	}
+	return args
 }
 
 func orDefault[T comparable](v, def T) T {
