@@ -127,10 +127,7 @@ func BenchmarkEnforcement(b *testing.B) {
 			return c.Close()
 		}},
 	}
-	// make bench runs the guests on an instruction-counting clock
-	// (vmtest.ICountEnv), where a loop takes the same time every run: a few
-	// thousand operations and three rounds are enough.
-	iters := map[string]int{loops[0].name: 3000, loops[1].name: 3000, loops[2].name: 60, loops[3].name: 300}
+	iters := map[string]int{loops[0].name: 21000, loops[1].name: 21000, loops[2].name: 280, loops[3].name: 2100}
 
 	type config struct {
 		name    string
@@ -189,10 +186,9 @@ func BenchmarkEnforcement(b *testing.B) {
 	// Each configuration is measured right after a fresh "nothing loaded"
 	// run and its ratio taken against that one; each loop runs in blocks and
 	// keeps the median block; and the Go heap is collected before and not
-	// during a loop. On a wall clock that still left ±15 % of noise from the
-	// emulating host; on the instruction-counting clock it rules out what
-	// noise the guest makes itself.
-	const rounds, blocks = 3, 3
+	// during a loop. On the wall clock of an emulated guest that still
+	// leaves 10-20 % of noise from the host (see docs/benchmarks.md).
+	const rounds, blocks = 5, 7
 	runLoops := func(c config) ([]float64, error) {
 		out := make([]float64, len(loops))
 		for li, l := range loops {
