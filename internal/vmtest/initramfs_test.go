@@ -149,14 +149,7 @@ func TestBuildInitramfs(t *testing.T) {
 	if got := len(ini.Commands); got != 3 {
 		t.Errorf("%d commands, want the 2 built-in ones and x", got)
 	}
-	b, err := os.ReadFile(ini.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]cpioEntry{}
-	for _, e := range readCPIO(t, b) {
-		got[e.name] = e
-	}
+	got := imageEntries(t, ini.Path)
 	for name, mode := range map[string]uint32{
 		"init":           0o100755,
 		"bin/busybox":    0o100755,
@@ -209,7 +202,18 @@ func TestSharedLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(ini.Path)
+	got := imageEntries(t, ini.Path)
+	for _, name := range []string{"bin/ls2", "bin/cat2", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"} {
+		if e, ok := got[name]; !ok || e.mode&0o170000 != 0o100000 {
+			t.Errorf("%s: present %v, mode %o, want a regular file", name, ok, e.mode)
+		}
+	}
+}
+
+// imageEntries reads the initramfs at path into its entries by name.
+func imageEntries(t *testing.T, path string) map[string]cpioEntry {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +221,5 @@ func TestSharedLibraries(t *testing.T) {
 	for _, e := range readCPIO(t, b) {
 		got[e.name] = e
 	}
-	for _, name := range []string{"bin/ls2", "bin/cat2", "lib64/ld-linux-x86-64.so.2", "lib/x86_64-linux-gnu/libc.so.6"} {
-		if e, ok := got[name]; !ok || e.mode&0o170000 != 0o100000 {
-			t.Errorf("%s: present %v, mode %o, want a regular file", name, ok, e.mode)
-		}
-	}
+	return got
 }
