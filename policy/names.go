@@ -166,12 +166,18 @@ func SyscallNumber(name string) (int, bool) {
 	return n, ok
 }
 
+// syscallNames is syscallNumbers the other way round (the numbers are
+// distinct: TestSyscallNumber); read-only.
+var syscallNames = func() map[int]string {
+	m := make(map[int]string, len(syscallNumbers))
+	for name, n := range syscallNumbers {
+		m[n] = name
+	}
+	return m
+}()
+
 // SyscallName returns the x86_64 name of a system call number.
 func SyscallName(nr int) (string, bool) {
-	for name, n := range syscallNumbers {
-		if n == nr {
-			return name, true
-		}
-	}
-	return "", false
+	name, ok := syscallNames[nr]
+	return name, ok
 }

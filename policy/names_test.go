@@ -227,3 +227,18 @@ func TestSyscallNumber(t *testing.T) {
 		seen[n] = name
 	}
 }
+
+// TestSyscallName inverts SyscallNumber for every known call, and knows no
+// name for a number no call has.
+func TestSyscallName(t *testing.T) {
+	for name, n := range syscallNumbers {
+		if got, ok := SyscallName(n); !ok || got != name {
+			t.Errorf("SyscallName(%d) = %q, %v; want %q", n, got, ok, name)
+		}
+	}
+	for _, n := range []int{-1, 100000} {
+		if got, ok := SyscallName(n); ok {
+			t.Errorf("SyscallName(%d) = %q, want none", n, got)
+		}
+	}
+}
