@@ -294,7 +294,7 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	struct inode *inode;
 	__u8 not_owner;
 	__u64 *claim, ep;
-	__u32 len = 0;
+	__u32 len = 0, uid;
 	int cacheable;
 
 	cfg = begin(kind, &d);
@@ -320,8 +320,9 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 		return deny(&d, KA_EACCES);
 	}
 	inode = BPF_CORE_READ(dentry, d_inode);
-	o.owner = inode ? BPF_CORE_READ(inode, i_uid.val) : fsuid();
-	not_owner = o.owner != fsuid();
+	uid = fsuid();
+	o.owner = inode ? BPF_CORE_READ(inode, i_uid.val) : uid;
+	not_owner = o.owner != uid;
 	subject_source(d.gen, &src);
 	if (cv) {
 		decide_cached(cfg, kind, op, not_owner, &src, cv, dentry, &d);

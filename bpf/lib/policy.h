@@ -74,7 +74,7 @@ enum ka_node_flag {
 
 struct rule_key {
 	__u32 node;
-	__u32 source; /* node of the fromSource executable, 0 for any */
+	__u32 source; /* the caller's fromSource class (walk_source), 0 for any */
 	__u8 type;    /* enum ka_key_type */
 	__u8 access;  /* enum ka_access */
 	__u16 sysnr;  /* the system call, for access KA_ACC_SYSCALL; else 0 */
@@ -510,22 +510,31 @@ static long walk_step(__u32 i, void *unused)
 	return 0;
 }
 
-/* enter_root starts a walk at "/": its node, flags and children's name
- * lengths, from the entry (parent 0, empty name). */
-static __always_inline void enter_root(struct walk_ctx *w)
+/* trie_marker looks up an entry that no file name spells: (parent, len
+ * bytes of zeros but for name[1] = tag). The root is (0, 0, ""), source
+ * classes (anchor, 2, "\0" tag). */
+static __always_inline struct trie_val *trie_marker(struct walk_ctx *w, __u32 parent, __u32 len, __u8 tag)
 {
 	__u32 zero = 0;
 	struct trie_key *key = bpf_map_lookup_elem(&keybuf, &zero);
 	void *trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
-	struct trie_val *v = NULL;
+
+	if (!key || !trie)
+		return NULL;
+	__builtin_memset(key->name, 0, sizeof(key->name));
+	key->parent = parent;
+	key->len = len;
+	key->name[1] = tag;
+	return bpf_map_lookup_elem(trie, key);
+}
+
+/* enter_root starts a walk at "/": its node, flags and children's name
+ * lengths. */
+static __always_inline void enter_root(struct walk_ctx *w)
+{
+	struct trie_val *v = trie_marker(w, 0, 0, 0);
 
 	w->node = KA_ROOT_NODE;
-	if (key && trie) {
-		key->parent = 0;
-		key->len = 0;
-		__builtin_memset(key->name, 0, sizeof(key->name));
-		v = bpf_map_lookup_elem(trie, key);
-	}
 	w->flags = v ? v->flags : 0;
 	w->lens = v ? v->lens : 0;
 }
@@ -562,9 +571,6 @@ static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out
 {
 	struct path_buf *exe = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
 	struct trie_val *class;
-	struct trie_key *key;
-	__u32 zero = 0;
-	void *trie;
 
 	out->source = 0;
 	out->flags = 0;
@@ -589,15 +595,7 @@ static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out
 	bpf_loop(KA_MAX_DEPTH, walk_step, NULL, 0);
 	if (!w->anchor)
 		return;
-	key = bpf_map_lookup_elem(&keybuf, &zero);
-	trie = bpf_map_lookup_elem(&trie_outer, &w->slot);
-	if (!key || !trie)
-		return;
-	__builtin_memset(key->name, 0, sizeof(key->name));
-	key->parent = w->anchor;
-	key->len = 2;
-	key->name[1] = w->anchor_rest == 0 ? 's' : w->anchor_rest == 1 ? 'p' : 'a';
-	class = bpf_map_lookup_elem(trie, key);
+	class = trie_marker(w, w->anchor, 2, w->anchor_rest == 0 ? 's' : w->anchor_rest == 1 ? 'p' : 'a');
 	if (class) {
 		out->source = class->node;
 		out->flags = class->flags;
