@@ -286,7 +286,7 @@ static __always_inline int subject_known(__u64 gen)
 static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry)
 {
 	struct op_info o = {.kind = kind, .op = op};
-	struct dcache_val *cv = NULL;
+	struct dcache_val cached, *cv = NULL;
 	struct dentry *parent;
 	struct kind_cfg *cfg;
 	struct decision d;
@@ -303,8 +303,8 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	ep = read_epoch();
 	parent = BPF_CORE_READ(dentry, d_parent);
 	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != BPF_CORE_READ(mnt, mnt_root);
-	if (cacheable)
-		cv = cached_parent(mnt, dentry, parent, d.gen, ep, &len);
+	if (cacheable && cached_parent(mnt, dentry, parent, d.gen, ep, &cached, &len))
+		cv = &cached;
 	/* The fast path: no rule can match, so no scratch, no owner, no
 	 * subject. The stamp shows the settings read were the generation's;
 	 * if not, the full decision below finds out too and fails closed. */

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/kubearmor/kubearmor-host/daemon/config"
+	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 	"github.com/kubearmor/kubearmor-host/daemon/notify"
+	"github.com/kubearmor/kubearmor-host/daemon/proctree"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
 	"github.com/kubearmor/kubearmor-host/daemon/watch"
 	"github.com/kubearmor/kubearmor-host/enforcer"
@@ -29,6 +31,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Notifier *notify.Notifier
 	Alerts   record.Writer
+	// Logs receives visibility logs; nil when they go nowhere but the
+	// local API (hostLogTarget none).
+	Logs record.Writer
 	// Reload delivers SIGHUP: rescan the policy directory.
 	Reload <-chan os.Signal
 	// Load starts the chosen enforcer. Tests and main pass LoadEnforcer.
@@ -42,6 +47,21 @@ type Options struct {
 // eventQueue is the number of decisions buffered between the enforcer's
 // reader and the alert writer; beyond it the reader drops and counts.
 const eventQueue = 4096
+
+// telemetryQueue is the number of observed events buffered between the
+// monitor's reader and the log pipeline; beyond it the reader drops and
+// counts.
+const telemetryQueue = 8192
+
+// Telemetry rate limit per CPU, in the kernel: a flood of opens is cut and
+// counted before it fills the ring buffer or the journal.
+const (
+	telemetryRatePerCPU  = 20000
+	telemetryBurstPerCPU = 40000
+)
+
+// maxProcesses bounds the process tree.
+const maxProcesses = 1 << 16
 
 // statsInterval is how often counters are checked and, if any grew, logged.
 const statsInterval = 30 * time.Second
@@ -77,6 +97,10 @@ type daemon struct {
 
 	writeErrors atomic.Uint64
 	lastStats   enforcer.Stats
+
+	monitor       *monitor.Monitor // nil when nothing is observed
+	logErrors     atomic.Uint64
+	lastTelemetry monitor.Stats
 }
 
 // Run runs the daemon until ctx is cancelled.
@@ -129,6 +153,18 @@ func Run(ctx context.Context, opts Options) error {
 		reconciled: notify.NewHeartbeat("reconcile loop", beatTimeout),
 		alerted:    notify.NewHeartbeat("alert pipeline", beatTimeout),
 	}
+	if cfg.HostVisibility != 0 {
+		m, err := monitor.Load(monitor.Options{Kinds: cfg.HostVisibility, RatePerCPU: telemetryRatePerCPU,
+			BurstPerCPU: telemetryBurstPerCPU, Ignore: uint32(os.Getpid()), Logger: log})
+		if err != nil {
+			// Visibility is not enforcement: go on without it, loudly.
+			log.Error("visibility unavailable: no process, file or network logs", "hostVisibility", cfg.HostVisibility.String(), "error", err)
+		} else {
+			d.monitor = m
+			defer m.Close()
+			log.Info("observing", "hostVisibility", cfg.HostVisibility.String(), "logs", string(cfg.HostLogTarget))
+		}
+	}
 	return d.run(ctx)
 }
 
@@ -160,6 +196,20 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 
+	if d.monitor != nil {
+		telemetry := make(chan monitor.Event, telemetryQueue)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := d.monitor.Run(ctx, telemetry); err != nil {
+				d.log.Error("telemetry reader stopped: no more logs", "error", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			d.observe(ctx, telemetry)
+		}()
+	}
 	events := make(chan enforcer.Event, eventQueue)
 	wg.Add(4)
 	go func() {
@@ -330,6 +380,42 @@ func (d *daemon) pipeline(ctx context.Context, events <-chan enforcer.Event) {
 	}
 }
 
+// observe turns observed events into logs, keeping the process tree.
+func (d *daemon) observe(ctx context.Context, events <-chan monitor.Event) {
+	tree := proctree.New(maxProcesses, "/proc")
+	tree.Seed()
+	lc := record.LogContext{
+		HostName: d.opts.Config.HostName,
+		Process: func(pid uint32) record.Process {
+			p, _ := tree.Lookup(pid)
+			return record.Process{Exe: p.Exe}
+		},
+	}
+	for {
+		var ev monitor.Event
+		select {
+		case <-ctx.Done():
+			return
+		case ev = <-events:
+		}
+		switch ev.Type {
+		case monitor.Exec:
+			tree.Exec(ev.PID, ev.PPID, ev.Path)
+		case monitor.Exit:
+			tree.Exit(ev.PID)
+		}
+		l, ok := record.FromMonitor(ev, lc)
+		if !ok || d.opts.Logs == nil {
+			continue
+		}
+		if err := d.opts.Logs.Write(l); err != nil {
+			if d.logErrors.Add(1) == 1 {
+				d.log.Error("log not written (counted; further errors are only counted)", "error", err)
+			}
+		}
+	}
+}
+
 func parentExe(pid uint32) string {
 	exe, err := os.Readlink("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/exe")
 	if err != nil {
@@ -341,6 +427,14 @@ func parentExe(pid uint32) string {
 // logStats writes the counters when any of them moved, and the decisions
 // of each policy in force.
 func (d *daemon) logStats() {
+	if d.monitor != nil {
+		if t := d.monitor.Stats(); t != d.lastTelemetry {
+			d.lastTelemetry = t
+			d.log.Info("telemetry counters", "seen", t.Seen, "delivered", t.Delivered, "lost", t.Lost(),
+				"throttled", t.Throttled, "ring_full", t.RingFull, "scratch_busy", t.Busy, "queue_full", t.QueueFull,
+				"malformed", t.Malformed, "untracked", t.Untracked, "log_write_errors", d.logErrors.Load())
+		}
+	}
 	st := d.enf.Stats()
 	if st == d.lastStats {
 		return

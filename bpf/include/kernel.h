@@ -66,6 +66,7 @@ struct file {
 	struct inode *f_inode;
 	unsigned int f_flags;
 	unsigned int f_mode;
+	void *private_data; /* a socket's struct socket */
 } __ka_core;
 
 struct mm_struct {
@@ -103,6 +104,7 @@ struct task_struct {
 	struct signal_struct *signal;
 	struct fs_struct *fs;
 	struct files_struct *files;
+	int exit_code;
 	char comm[16];
 } __ka_core;
 
@@ -114,14 +116,27 @@ struct pt_regs {
 	unsigned long r10;
 	unsigned long r8;
 	unsigned long r9;
+	unsigned long orig_ax; /* the system call number, at exit too */
 } __ka_core;
 
 struct linux_binprm {
 	struct file *file;
 } __ka_core;
 
+struct in6_addr {
+	__u8 s6_addr[16];
+};
+
+/* The address fields sit in anonymous unions in the kernel; CO-RE finds
+ * them by name. */
 struct sock_common {
+	__u32 skc_daddr;     /* IPv4 peer, network order */
+	__u32 skc_rcv_saddr; /* IPv4 local */
+	__u16 skc_dport;     /* peer port, network order */
+	__u16 skc_num;       /* local port, host order */
 	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
 } __ka_core;
 
 struct sock {

@@ -242,6 +242,10 @@ struct {
  * a dentry freed and reused for another directory does not match. It is not
  * used where rules above the directory apply to everything below it
  * (recursive directories) or where patterns need the whole path.
+ *
+ * An LRU element can be recycled for another key while a reader holds it,
+ * so readers copy the value and check the copy: its key and a checksum over
+ * all its fields, which a copy torn between two writers fails.
  */
 struct dcache_key {
 	__u64 mnt;
@@ -259,6 +263,8 @@ struct dcache_val {
 	__u32 flags;
 	__u32 len;      /* length of its path; a name below must still fit in PATH_MAX */
 	__u32 depth;    /* its components; one more must still fit in KA_MAX_DEPTH */
+	struct dcache_key key;
+	__u64 sum;      /* dcache_sum of the fields above */
 };
 
 struct {
@@ -781,27 +787,56 @@ static __always_inline struct trie_val *trie_named(struct walk_ctx *w, __u32 par
 	return bpf_map_lookup_elem(trie, key);
 }
 
+static __always_inline __u64 mix64(__u64 h, __u64 x)
+{
+	h ^= x;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+static __always_inline __u64 dcache_sum(const struct dcache_val *v)
+{
+	__u64 h = 0;
+
+	h = mix64(h, v->gen);
+	h = mix64(h, v->epoch);
+	h = mix64(h, v->parent);
+	h = mix64(h, v->inode);
+	h = mix64(h, v->hash_len);
+	h = mix64(h, v->lens);
+	h = mix64(h, ((__u64)v->node << 32) | v->flags);
+	h = mix64(h, ((__u64)v->len << 32) | v->depth);
+	h = mix64(h, v->key.mnt);
+	return mix64(h, v->key.dentry);
+}
+
 /*
- * cached_parent returns the directory cache's entry for dentry's parent, if
- * there is one it can trust under gen and epoch ep (see dcache), and puts
- * the length of dentry's name in *lenp. A name that would not fit below the
- * directory is the full walk's to flag as unresolvable: NULL then too.
+ * cached_parent copies into *v the directory cache's entry for dentry's
+ * parent, if there is one it can trust under gen and epoch ep (see dcache),
+ * and puts the length of dentry's name in *lenp. A name that would not fit
+ * below the directory is the full walk's to flag as unresolvable: 0 then
+ * too.
  */
-static __always_inline struct dcache_val *cached_parent(struct vfsmount *mnt, struct dentry *dentry,
-							struct dentry *parent, __u64 gen, __u64 ep, __u32 *lenp)
+static __always_inline int cached_parent(struct vfsmount *mnt, struct dentry *dentry, struct dentry *parent,
+					 __u64 gen, __u64 ep, struct dcache_val *v, __u32 *lenp)
 {
 	struct dcache_key key = {.mnt = (__u64)mnt, .dentry = (__u64)parent};
-	struct dcache_val *v = bpf_map_lookup_elem(&dcache, &key);
+	struct dcache_val *e = bpf_map_lookup_elem(&dcache, &key);
 	__u32 len;
 
-	if (!v || v->gen != gen || v->epoch != ep || v->parent != (__u64)BPF_CORE_READ(parent, d_parent) ||
+	if (!e)
+		return 0;
+	__builtin_memcpy(v, e, sizeof(*v));
+	if (v->key.mnt != key.mnt || v->key.dentry != key.dentry || v->sum != dcache_sum(v))
+		return 0;
+	if (v->gen != gen || v->epoch != ep || v->parent != (__u64)BPF_CORE_READ(parent, d_parent) ||
 	    v->inode != (__u64)BPF_CORE_READ(parent, d_inode) || v->hash_len != BPF_CORE_READ(parent, d_name.hash_len))
-		return NULL;
+		return 0;
 	len = BPF_CORE_READ(dentry, d_name.len);
 	if (len == 0 || len >= KA_NAME_LEN || v->len + len + 1 > KA_PATH_MAX - 1 || v->depth + 1 >= KA_MAX_DEPTH)
-		return NULL;
+		return 0;
 	*lenp = len;
-	return v;
+	return 1;
 }
 
 /*
@@ -828,7 +863,7 @@ static __always_inline int unnamed(const struct kind_cfg *cfg, const struct dcac
  * directories carry no ANCESTOR rules.
  */
 static __always_inline void decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 op, __u8 not_owner,
-					  const struct task_src *src, struct dcache_val *v, struct dentry *dentry,
+					  const struct task_src *src, const struct dcache_val *v, struct dentry *dentry,
 					  struct decision *d)
 {
 	struct walk_ctx *w = start_walk(d->gen, access_of(op), not_owner);
@@ -897,6 +932,8 @@ static __always_inline void remember_parent(struct vfsmount *mnt, struct dentry 
 	v.node = w->pnode;
 	v.flags = w->pflags;
 	v.lens = w->plens;
+	v.key = key;
+	v.sum = dcache_sum(&v);
 	bpf_map_update_elem(&dcache, &key, &v, BPF_ANY);
 }
 

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,10 +55,11 @@ func run(m *testing.M) int {
 // proc is a running daemon with its outputs split into channels: alerts
 // (JSON lines on stdout), log lines (stderr) and sd_notify datagrams.
 type proc struct {
-	cmd    *exec.Cmd
-	alerts chan record.Alert
-	logs   chan string
-	notify chan string
+	cmd      *exec.Cmd
+	alerts   chan record.Alert
+	hostLogs chan record.Log
+	logs     chan string
+	notify   chan string
 
 	mu  sync.Mutex
 	all []string // every log line, for failure messages
@@ -71,9 +74,10 @@ func startDaemon(t *testing.T, policyDir string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{
-		alerts: make(chan record.Alert, 256),
-		logs:   make(chan string, 1024),
-		notify: make(chan string, 64),
+		alerts:   make(chan record.Alert, 256),
+		hostLogs: make(chan record.Log, 1<<16),
+		logs:     make(chan string, 1024),
+		notify:   make(chan string, 64),
 	}
 	go func() {
 		buf := make([]byte, 4096)
@@ -106,6 +110,17 @@ func startDaemon(t *testing.T, policyDir string, args ...string) *proc {
 		defer readers.Done()
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			var kind struct{ Type string }
+			if json.Unmarshal(sc.Bytes(), &kind) == nil && kind.Type == record.TypeHostLog {
+				var l record.Log
+				if err := json.Unmarshal(sc.Bytes(), &l); err == nil {
+					select {
+					case p.hostLogs <- l:
+					default: // a test not reading logs does not stall the daemon
+					}
+					continue
+				}
+			}
 			var a record.Alert
 			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 				p.log("stdout (not an alert): " + sc.Text())
@@ -279,6 +294,106 @@ func TestChoosesEnforcerAndExplains(t *testing.T) {
 	}
 	p.stop(t)
 	p.waitLog(t, "stopping")
+}
+
+// TestHostLogs: with visibility on and logs on stdout, running a program,
+// opening a file, and a loopback server and client each produce their Log
+// record; with visibility none, none come.
+func TestHostLogs(t *testing.T) {
+	p := startDaemon(t, t.TempDir(), "--hostVisibility=process,file,network", "--hostLogTarget=stdout")
+	p.waitNotify(t, "READY=1")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "observed")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(dir, "true")
+	testutils.CopyFile(t, "/bin/true", prog, 0o755)
+	self, _ := os.Executable()
+	cmd := exec.Command(prog)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := os.Open(file); err != nil {
+		t.Fatal(err)
+	} else {
+		f.Close()
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Close()
+
+	pid := int32(os.Getpid())
+	endpoint := fmt.Sprintf("remoteip=127.0.0.1 port=%d protocol=TCP", port)
+	wants := map[string]func(record.Log) bool{
+		"exec of the program": func(l record.Log) bool {
+			return l.Operation == "Process" && l.Resource == prog && l.ProcessName == prog && l.HostPID == int32(cmd.Process.Pid) &&
+				l.HostPPID == pid && l.Source == self && l.Data == "syscall=SYS_EXECVE"
+		},
+		"open of the file": func(l record.Log) bool {
+			return l.Operation == "File" && l.Resource == file && l.HostPID == pid && l.Source == self &&
+				strings.HasPrefix(l.Data, "syscall=SYS_OPEN flags=O_RDONLY|")
+		},
+		"bind": func(l record.Log) bool {
+			return l.Operation == "Network" && l.Data == "syscall=SYS_BIND" && l.HostPID == pid &&
+				strings.HasPrefix(l.Resource, fmt.Sprintf("localip=127.0.0.1 port=%d protocol=", port))
+		},
+		"connect": func(l record.Log) bool {
+			return l.Operation == "Network" && l.Data == "syscall=SYS_CONNECT" && l.Resource == endpoint && l.HostPID == pid
+		},
+		"accept": func(l record.Log) bool {
+			return l.Operation == "Network" && l.Data == "syscall=SYS_ACCEPT" && l.HostPID == pid &&
+				l.Resource == fmt.Sprintf("remoteip=127.0.0.1 port=%d protocol=TCP", c.LocalAddr().(*net.TCPAddr).Port)
+		},
+	}
+	deadline := time.After(30 * time.Second)
+	for len(wants) > 0 {
+		select {
+		case l := <-p.hostLogs:
+			if l.Type != record.TypeHostLog || l.HostName != "e2e-host" || l.Result != record.ResultPassed || l.UpdatedTime == "" {
+				continue
+			}
+			for what, ok := range wants {
+				if ok(l) {
+					delete(wants, what)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no Log record within 30s for %v", slices.Collect(maps.Keys(wants)))
+		}
+	}
+	p.stop(t)
+	p.waitLog(t, "telemetry counters", "seen=")
+}
+
+// TestHostLogsOff: visibility none loads no monitor and logs nothing.
+func TestHostLogsOff(t *testing.T) {
+	p := startDaemon(t, t.TempDir(), "--hostVisibility=none", "--hostLogTarget=stdout")
+	p.waitNotify(t, "READY=1")
+	if err := exec.Command("/bin/true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	// A log would be on stdout within milliseconds; read what came.
+	time.Sleep(time.Second)
+	p.stop(t)
+	select {
+	case l := <-p.hostLogs:
+		t.Errorf("visibility none, yet a log: %+v", l)
+	default:
+	}
 }
 
 // TestObserveOnly runs with no LSM (as on a host that refuses BPF-LSM):

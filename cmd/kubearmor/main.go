@@ -75,11 +75,18 @@ func run(args []string) error {
 	log := slog.New(handler)
 	log.Info("kubearmor starting", "version", version, "log_target", target, "config", cfg)
 
-	alerts, closeAlerts, err := alertWriter(cfg, target)
+	// One writer for stdout, so that alert and log lines never interleave.
+	stdout := record.NewJSONWriter(os.Stdout)
+	alerts, closeAlerts, err := alertWriter(cfg, target, stdout)
 	if err != nil {
 		return err
 	}
 	defer closeAlerts()
+	logs, closeLogs, err := hostLogWriter(cfg, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeLogs()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -92,6 +99,7 @@ func run(args []string) error {
 		Logger:   log,
 		Notifier: notify.New(os.LookupEnv, log),
 		Alerts:   alerts,
+		Logs:     logs,
 		Reload:   hup,
 		Load:     daemon.LoadEnforcer,
 		// Under systemd (INVOCATION_ID), ExecStopPost decides whether the
@@ -103,7 +111,7 @@ func run(args []string) error {
 // alertWriter picks where alerts go: journald when configured, or on auto
 // when the logs go there too (the daemon runs under systemd); JSON lines on
 // stdout otherwise.
-func alertWriter(cfg config.Config, logTarget string) (record.Writer, func(), error) {
+func alertWriter(cfg config.Config, logTarget string, stdout record.Writer) (record.Writer, func(), error) {
 	target := cfg.AlertTarget
 	if target == config.AlertTargetAuto {
 		target = config.AlertTargetStdout
@@ -112,11 +120,27 @@ func alertWriter(cfg config.Config, logTarget string) (record.Writer, func(), er
 		}
 	}
 	if target == config.AlertTargetStdout {
-		return record.NewJSONWriter(os.Stdout), func() {}, nil
+		return stdout, func() {}, nil
 	}
 	c, err := journal.NewClient(journal.DefaultSocket, journal.DefaultIdentifier)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open journald for alerts: %w", err)
 	}
 	return record.JournalWriter{Sender: c}, func() { c.Close() }, nil
+}
+
+// hostLogWriter picks where visibility logs go (hostLogTarget): nowhere
+// but the local API by default, since a busy host makes many.
+func hostLogWriter(cfg config.Config, stdout record.Writer) (record.Writer, func(), error) {
+	switch cfg.HostLogTarget {
+	case config.HostLogTargetStdout:
+		return stdout, func() {}, nil
+	case config.HostLogTargetJournald:
+		c, err := journal.NewClient(journal.DefaultSocket, journal.DefaultIdentifier)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open journald for logs: %w", err)
+		}
+		return record.JournalWriter{Sender: c}, func() { c.Close() }, nil
+	}
+	return nil, func() {}, nil
 }

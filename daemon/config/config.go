@@ -23,6 +23,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 )
 
 // DefaultFile is read when --config is not given; it may be missing.
@@ -72,6 +74,16 @@ const (
 	AlertTargetStdout   AlertTarget = "stdout"
 )
 
+// HostLogTarget is where visibility logs go.
+type HostLogTarget string
+
+// Visibility log targets.
+const (
+	HostLogTargetNone     HostLogTarget = "none"
+	HostLogTargetJournald HostLogTarget = "journald"
+	HostLogTargetStdout   HostLogTarget = "stdout"
+)
+
 // Config is the daemon's effective configuration. It is a value: copies share
 // nothing mutable (labels are only handed out as copies).
 type Config struct {
@@ -87,6 +99,8 @@ type Config struct {
 	LogLevel                       slog.Level
 	LogTarget                      LogTarget
 	AlertTarget                    AlertTarget
+	HostVisibility                 monitor.Kinds
+	HostLogTarget                  HostLogTarget
 	ReloadDebounce                 time.Duration
 	BPFPinPath                     string
 	StateDir                       string
@@ -299,6 +313,8 @@ type rawConfig struct {
 	LogLevel                       string            `mapstructure:"logLevel"`
 	LogTarget                      string            `mapstructure:"logTarget"`
 	AlertTarget                    string            `mapstructure:"alertTarget"`
+	HostVisibility                 string            `mapstructure:"hostVisibility"`
+	HostLogTarget                  string            `mapstructure:"hostLogTarget"`
 	ReloadDebounce                 time.Duration     `mapstructure:"reloadDebounce"`
 	BPFPinPath                     string            `mapstructure:"bpfPinPath"`
 	StateDir                       string            `mapstructure:"stateDir"`
@@ -317,6 +333,8 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		KeyLogLevel:                       r.LogLevel,
 		KeyLogTarget:                      r.LogTarget,
 		KeyAlertTarget:                    r.AlertTarget,
+		KeyHostVisibility:                 r.HostVisibility,
+		KeyHostLogTarget:                  r.HostLogTarget,
 		KeyBPFPinPath:                     r.BPFPinPath,
 		KeyStateDir:                       r.StateDir,
 	}
@@ -345,6 +363,7 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 	if err := level.UnmarshalText([]byte(typed[KeyLogLevel].(string))); err != nil {
 		return Config{}, &Error{Where: origins[KeyLogLevel], Key: KeyLogLevel, Err: err}
 	}
+	vis, _ := monitor.ParseKinds(typed[KeyHostVisibility].(string)) // parse checked it
 	return Config{
 		File:                           file,
 		PolicyDir:                      typed[KeyPolicyDir].(string),
@@ -356,6 +375,8 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		LogLevel:                       level,
 		LogTarget:                      LogTarget(typed[KeyLogTarget].(string)),
 		AlertTarget:                    AlertTarget(typed[KeyAlertTarget].(string)),
+		HostVisibility:                 vis,
+		HostLogTarget:                  HostLogTarget(typed[KeyHostLogTarget].(string)),
 		ReloadDebounce:                 r.ReloadDebounce,
 		BPFPinPath:                     typed[KeyBPFPinPath].(string),
 		StateDir:                       typed[KeyStateDir].(string),
@@ -446,6 +467,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String(KeyLogLevel, strings.ToLower(c.LogLevel.String())),
 		slog.String(KeyLogTarget, string(c.LogTarget)),
 		slog.String(KeyAlertTarget, string(c.AlertTarget)),
+		slog.String(KeyHostVisibility, c.HostVisibility.String()),
+		slog.String(KeyHostLogTarget, string(c.HostLogTarget)),
 		slog.Duration(KeyReloadDebounce, c.ReloadDebounce),
 		slog.String(KeyBPFPinPath, c.BPFPinPath),
 		slog.String(KeyStateDir, c.StateDir),

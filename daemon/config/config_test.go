@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 )
 
 // defaults is what a machine with no file, no environment and no flags gets.
@@ -26,6 +28,8 @@ func defaults() Config {
 		LogLevel:                       slog.LevelInfo,
 		LogTarget:                      LogTargetAuto,
 		AlertTarget:                    AlertTargetAuto,
+		HostVisibility:                 monitor.Process | monitor.File | monitor.Network,
+		HostLogTarget:                  HostLogTargetNone,
 		ReloadDebounce:                 200 * time.Millisecond,
 		BPFPinPath:                     "/sys/fs/bpf/kubearmor",
 		StateDir:                       "/var/lib/kubearmor",
@@ -149,6 +153,26 @@ reloadDebounce: 1s
 			name:    "bad enum in file names file, line and key",
 			yaml:    ptr("# comment\n\nenforcer: auto\n\n\n\nhostDefaultFilePosture: deny\n"),
 			wantErr: `@FILE@:7: hostDefaultFilePosture: must be "audit" or "block", got "deny"`,
+		},
+		{
+			name: "visibility off, logs to journald",
+			yaml: ptr("hostVisibility: none\nhostLogTarget: journald\n"),
+			want: func(c *Config) { c.File, c.HostVisibility, c.HostLogTarget = "@FILE@", 0, HostLogTargetJournald },
+		},
+		{
+			name: "visibility of some kinds",
+			yaml: ptr("hostVisibility: network, process\n"),
+			want: func(c *Config) { c.File, c.HostVisibility = "@FILE@", monitor.Network|monitor.Process },
+		},
+		{
+			name:    "bad visibility kind names file, line and key",
+			yaml:    ptr("\nhostVisibility: process,files\n"),
+			wantErr: `@FILE@:2: hostVisibility: must be a comma-separated list of process, file, network, capabilities, or none: "process,files": unknown kind "files" (want process, file, network, capabilities or none)`,
+		},
+		{
+			name:    "none with other kinds",
+			args:    []string{"--hostVisibility=none,file"},
+			wantErr: `flag --hostVisibility: must be a comma-separated list of process, file, network, capabilities, or none: "none,file": none cannot be combined with other kinds`,
 		},
 		{
 			name:    "unknown key suggests the right one",
@@ -380,7 +404,7 @@ func TestLogValueAndCopies(t *testing.T) {
 	}
 	want := `file="(none)" policyDir="/etc/kubearmor/policies" enforcer="auto" hostDefaultFilePosture="audit" ` +
 		`hostDefaultNetworkPosture="audit" hostDefaultCapabilitiesPosture="audit" hostName="testhost" ` +
-		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" reloadDebounce="200ms" ` +
+		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" hostVisibility="process,file,network" hostLogTarget="none" reloadDebounce="200ms" ` +
 		`bpfPinPath="/sys/fs/bpf/kubearmor" stateDir="/var/lib/kubearmor"`
 	if got := cfg.String(); got != want {
 		t.Errorf("String:\n got %s\nwant %s", got, want)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 )
 
 // Key names, as spelled in the YAML file and on the command line.
@@ -22,6 +24,8 @@ const (
 	KeyLogLevel                       = "logLevel"
 	KeyLogTarget                      = "logTarget"
 	KeyAlertTarget                    = "alertTarget"
+	KeyHostVisibility                 = "hostVisibility"
+	KeyHostLogTarget                  = "hostLogTarget"
 	KeyReloadDebounce                 = "reloadDebounce"
 	KeyBPFPinPath                     = "bpfPinPath"
 	KeyStateDir                       = "stateDir"
@@ -47,6 +51,7 @@ const (
 	kindPath
 	kindDuration
 	kindLabels
+	kindVisibility
 )
 
 // key describes one setting. Defaults, env bindings, flags, the YAML check,
@@ -84,6 +89,10 @@ func keys() []key {
 			usage: "where daemon logs go; auto means journald when stderr is connected to the journal"},
 		{name: KeyAlertTarget, kind: kindEnum, enum: []string{"auto", "journald", "stdout"}, def: "auto",
 			usage: "where alert records go"},
+		{name: KeyHostVisibility, kind: kindVisibility, def: "process,file,network,capabilities",
+			usage: "what the monitors observe for logs and summaries: process, file, network, capabilities, or none"},
+		{name: KeyHostLogTarget, kind: kindEnum, enum: []string{"none", "journald", "stdout"}, def: "none",
+			usage: "where visibility logs go besides the local API (alerts always go to alertTarget)"},
 		{name: KeyReloadDebounce, kind: kindDuration, def: "200ms",
 			usage: "quiet period after a policy file change before reloading"},
 		{name: KeyBPFPinPath, kind: kindPath, def: "/sys/fs/bpf/kubearmor",
@@ -143,6 +152,11 @@ func (k key) parse(s string) (any, error) {
 		return d, nil
 	case kindLabels:
 		return parseLabelList(s)
+	case kindVisibility:
+		if _, err := monitor.ParseKinds(s); err != nil {
+			return nil, fmt.Errorf("must be a comma-separated list of process, file, network, capabilities, or none: %w", err)
+		}
+		return s, nil
 	default:
 		return s, checkHostName(s)
 	}

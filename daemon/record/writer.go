@@ -9,12 +9,24 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/journal"
 )
 
-// Writer delivers alerts somewhere.
-type Writer interface {
-	Write(Alert) error
+// Record is an Alert or a Log.
+type Record interface {
+	Priority() int             // syslog priority
+	Summary() string           // a readable one-liner
+	Fields() map[string]string // KubeArmor field names to values
 }
 
-// JournalWriter sends alerts to journald: MESSAGE is the one-line summary,
+var (
+	_ Record = Alert{}
+	_ Record = Log{}
+)
+
+// Writer delivers records somewhere.
+type Writer interface {
+	Write(Record) error
+}
+
+// JournalWriter sends records to journald: MESSAGE is the one-line summary,
 // PRIORITY comes from the severity, and every field is KUBEARMOR_<NAME>.
 type JournalWriter struct {
 	Sender journal.Sender
@@ -23,7 +35,7 @@ type JournalWriter struct {
 // FieldPrefix starts the journald name of every alert field.
 const FieldPrefix = "KUBEARMOR"
 
-func (w JournalWriter) Write(a Alert) error {
+func (w JournalWriter) Write(a Record) error {
 	fields := make(map[string]string)
 	for k, v := range a.Fields() {
 		name, err := journal.FieldName(FieldPrefix, k)
@@ -44,7 +56,7 @@ type JSONWriter struct {
 // NewJSONWriter writes to w.
 func NewJSONWriter(w io.Writer) *JSONWriter { return &JSONWriter{enc: json.NewEncoder(w)} }
 
-func (w *JSONWriter) Write(a Alert) error {
+func (w *JSONWriter) Write(a Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.enc.Encode(a)

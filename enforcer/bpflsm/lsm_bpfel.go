@@ -84,6 +84,8 @@ type lsmDcacheVal struct {
 	Flags   uint32
 	Len     uint32
 	Depth   uint32
+	Key     lsmDcacheKey
+	Sum     uint64
 }
 
 type lsmDecision struct {

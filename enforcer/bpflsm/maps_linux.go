@@ -16,7 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/kubearmor/kubearmor-host/enforcer/internal/percpu"
+	"github.com/kubearmor/kubearmor-host/internal/percpu"
 )
 
 // policyMaps are the maps one loaded object uses to find the rules in force:

@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/kubearmor/kubearmor-host/enforcer/internal/percpu"
+	"github.com/kubearmor/kubearmor-host/internal/percpu"
 )
 
 // Pinned state, under the pin directory (bpfPinPath):

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
-	"github.com/kubearmor/kubearmor-host/enforcer/internal/percpu"
+	"github.com/kubearmor/kubearmor-host/internal/percpu"
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
 )

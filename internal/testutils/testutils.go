@@ -10,6 +10,8 @@ package testutils
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +23,17 @@ const GuestEnv = "KUBEARMOR_VMTEST"
 // internal/vmtest.
 func InGuest() bool {
 	return os.Getenv(GuestEnv) == "1"
+}
+
+// ICountParam is on the kernel command line of a guest that internal/vmtest
+// runs on an instruction-counting clock (Machine.CountInstructions).
+const ICountParam = "kubearmor.icount=1"
+
+// CountingInstructions reports whether this kernel's clock counts
+// instructions (ICountParam): a benchmark then measures work, not time.
+func CountingInstructions() bool {
+	b, err := os.ReadFile("/proc/cmdline")
+	return err == nil && slices.Contains(strings.Fields(string(b)), ICountParam)
 }
 
 // RequireRoot skips the test unless it runs as root (effective uid 0).

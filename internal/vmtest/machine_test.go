@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
 )
 
 // requireVM skips unless guests can run here, and returns the first kernel.
@@ -86,15 +88,20 @@ func TestMachine(t *testing.T) {
 		{
 			// Guest time is instructions executed: an idle guest's clock
 			// jumps to its next timer, so a 20 s sleep passes in much less
-			// host time; and the same loop twice takes the same time.
+			// host time; and the same loop twice takes the same time. The
+			// kernel command line tells the guest its clock counts.
 			name:   "instruction-counting clock",
 			icount: true,
 			cmds: []Command{
+				sh("cmdline", "grep -qw "+testutils.ICountParam+" /proc/cmdline"),
 				sh("sleep", "sleep 20"),
 				sh("loops", `for r in 1 2; do read a x < /proc/$$/schedstat; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; read b x < /proc/$$/schedstat; echo $((b-a)); done`),
 			},
 			check: func(t *testing.T, res *Result) {
 				n := len(res.Outputs)
+				if c := res.Outputs[n-3].ExitCode; c != 0 {
+					t.Errorf("%s is not on the guest's command line (grep: %d)", testutils.ICountParam, c)
+				}
 				if d := res.Outputs[n-2].Duration; d > 10*time.Second {
 					t.Errorf("sleep 20 in the guest took %v of host time: the clock is not virtual", d)
 				}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
 )
 
 // QEMUBinary is the emulator the guests run in.
@@ -187,6 +189,9 @@ func (m Machine) qemuArgs(consolePath string) []string {
 	cmdline := DefaultCmdline
 	if m.Cmdline != "" {
 		cmdline += " " + m.Cmdline
+	}
+	if m.CountInstructions {
+		cmdline += " " + testutils.ICountParam // so the guest knows
 	}
 	args := []string{
 		// One host thread runs every vCPU in turn. With a thread per vCPU,
