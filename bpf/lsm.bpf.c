@@ -301,8 +301,8 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	if (!cfg)
 		return 0;
 	ep = read_epoch();
-	parent = BPF_CORE_READ(dentry, d_parent);
-	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != BPF_CORE_READ(mnt, mnt_root);
+	parent = dentry->d_parent;
+	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != mnt->mnt_root;
 	if (cacheable && cached_parent(mnt, dentry, parent, d.gen, ep, &cached, &len))
 		cv = &cached;
 	/* The fast path: no rule can match, so no scratch, no owner, no
@@ -348,8 +348,8 @@ int BPF_PROG(ka_bprm_check, struct linux_binprm *bprm, int ret)
 
 	if (ret)
 		return prev(ret);
-	f = BPF_CORE_READ(bprm, file);
-	return check_path(KA_KIND_PROCESS, KA_OP_EXEC, BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry));
+	f = bprm->file;
+	return check_path(KA_KIND_PROCESS, KA_OP_EXEC, f->f_path.mnt, f->f_path.dentry);
 }
 
 #define KA_FMODE_WRITE 0x2
@@ -364,14 +364,14 @@ int BPF_PROG(ka_file_open, struct file *file, int ret)
 
 	if (ret)
 		return prev(ret);
-	mode = BPF_CORE_READ(file, f_mode);
+	mode = file->f_mode;
 	/* The kernel's own open of a program it is about to run is the exec,
 	 * which process rules decide in bprm_check_security. */
 	if (mode & KA_FMODE_EXEC)
 		return 0;
-	if ((mode & KA_FMODE_WRITE) || (BPF_CORE_READ(file, f_flags) & KA_O_TRUNC))
+	if ((mode & KA_FMODE_WRITE) || (file->f_flags & KA_O_TRUNC))
 		op = KA_OP_OPEN_WRITE;
-	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry));
+	return check_path(KA_KIND_FILE, op, file->f_path.mnt, file->f_path.dentry);
 }
 
 #define KA_S_IFMT 0170000
@@ -417,7 +417,7 @@ int BPF_PROG(ka_sb_pivotroot, const struct path *old_path, const struct path *ne
 
 static __always_inline int check_dir_entry(__u8 op, const struct path *dir, struct dentry *dentry)
 {
-	return check_path(KA_KIND_FILE, op, BPF_CORE_READ(dir, mnt), dentry);
+	return check_path(KA_KIND_FILE, op, dir->mnt, dentry);
 }
 
 SEC("lsm/path_unlink")
@@ -477,19 +477,19 @@ int BPF_PROG(ka_path_rename, const struct path *old_dir, struct dentry *old_dent
 SEC("lsm/path_truncate")
 int BPF_PROG(ka_path_truncate, const struct path *path, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, path->mnt, path->dentry);
 }
 
 SEC("lsm/path_chmod")
 int BPF_PROG(ka_path_chmod, const struct path *path, __u64 mode, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, path->mnt, path->dentry);
 }
 
 SEC("lsm/path_chown")
 int BPF_PROG(ka_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry));
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, path->mnt, path->dentry);
 }
 
 /* Socket classification, as policy.Protocol.Matches in Go. */

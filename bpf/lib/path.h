@@ -40,6 +40,7 @@ struct collect_ctx {
 	__u32 done;
 	__u32 truncated;
 	__u32 detached;
+	__u64 number; /* see as_number */
 };
 
 struct {
@@ -100,6 +101,16 @@ static long collect_step(__u32 i, void *unused)
 	return 0;
 }
 
+/* as_number returns p as a plain number. A pointer the verifier types (a
+ * hook's argument, or a field read from one) allows no arithmetic, not even
+ * hashing; stored in a map and read back, it is only a number. */
+static __always_inline __u64 as_number(struct collect_ctx *c, const void *p)
+{
+	c->number = (__u64)p;
+	asm volatile("" ::: "memory");
+	return c->number;
+}
+
 /* collect_path fills paths[slot] with the components of (vfs, dentry). A
  * NULL dentry gives an empty path. */
 static __always_inline struct path_buf *collect_path(struct vfsmount *vfs, struct dentry *dentry, __u32 slot)
@@ -121,7 +132,7 @@ static __always_inline struct path_buf *collect_path(struct vfsmount *vfs, struc
 		return pb;
 	}
 	c->dentry = (__u64)dentry;
-	c->mnt = (__u64)((void *)vfs - bpf_core_field_offset(struct mount, mnt));
+	c->mnt = as_number(c, vfs) - bpf_core_field_offset(struct mount, mnt);
 	c->mnt_root = (__u64)BPF_CORE_READ(vfs, mnt_root);
 	c->slot = slot;
 	c->n = 0;

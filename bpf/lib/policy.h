@@ -829,10 +829,13 @@ static __always_inline int cached_parent(struct vfsmount *mnt, struct dentry *de
 	__builtin_memcpy(v, e, sizeof(*v));
 	if (v->key.mnt != key.mnt || v->key.dentry != key.dentry || v->sum != dcache_sum(v))
 		return 0;
-	if (v->gen != gen || v->epoch != ep || v->parent != (__u64)BPF_CORE_READ(parent, d_parent) ||
-	    v->inode != (__u64)BPF_CORE_READ(parent, d_inode) || v->hash_len != BPF_CORE_READ(parent, d_name.hash_len))
+	if (v->gen != gen || v->epoch != ep || v->parent != (__u64)parent->d_parent ||
+	    v->inode != (__u64)parent->d_inode ||
+	    /* Two loads: the verifier checks a direct read against one member
+	     * of the union, and hash_len's first is the 4-byte hash. */
+	    v->hash_len != (((__u64)parent->d_name.len << 32) | parent->d_name.hash))
 		return 0;
-	len = BPF_CORE_READ(dentry, d_name.len);
+	len = dentry->d_name.len;
 	if (len == 0 || len >= KA_NAME_LEN || v->len + len + 1 > KA_PATH_MAX - 1 || v->depth + 1 >= KA_MAX_DEPTH)
 		return 0;
 	*lenp = len;
@@ -907,15 +910,18 @@ static __always_inline void remember_parent(struct vfsmount *mnt, struct dentry 
 {
 	struct path_buf *obj = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_OBJECT});
 	struct walk_ctx *w = walk_ctx();
-	struct dcache_key key = {.mnt = (__u64)mnt, .dentry = (__u64)parent};
 	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
 	struct dcache_val v = {};
+	struct dcache_key key;
 	struct dentry *leafd;
 	__u32 leaf;
 
 	if (!obj || !w || !c || !w->apply || w->deep || !obj->n ||
 	    (obj->flags & (KA_EV_PATH_TRUNCATED | KA_EV_DETACHED)) || obj->mode != KA_PB_DENTRY)
 		return;
+	/* Numbers: the checksum hashes them. */
+	key.mnt = as_number(c, mnt);
+	key.dentry = as_number(c, parent);
 	/* A local first: inside BPF_CORE_READ, obj->dent would be relocated
 	 * against kernel types too, and fail. */
 	leafd = (struct dentry *)obj->dent[0];

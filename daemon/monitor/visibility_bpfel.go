@@ -38,6 +38,7 @@ type visibilityCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	Number    uint64
 }
 
 type visibilityKaEventFlag uint32

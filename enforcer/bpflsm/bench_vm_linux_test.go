@@ -383,6 +383,10 @@ func benchEnforcer(n int, named string) func(t testing.TB) (func(bool) error, fu
 	return func(t testing.TB) (func(bool) error, func()) {
 		e, err := Load(Options{})
 		if err != nil {
+			var ve *ebpf.VerifierError
+			if errors.As(err, &ve) {
+				t.Fatalf("%v\n%+v", err, ve) // the verifier's whole log
+			}
 			t.Fatal(err)
 		}
 		if err := e.Apply(benchRules(t, n, named)); err != nil {

@@ -64,6 +64,7 @@ type lsmCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	Number    uint64
 }
 
 type lsmDcacheKey struct {

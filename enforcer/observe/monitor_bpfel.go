@@ -32,6 +32,7 @@ type monitorCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	Number    uint64
 }
 
 type monitorKaCounter uint32

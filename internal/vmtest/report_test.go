@@ -156,3 +156,20 @@ func TestConsoleExcerpt(t *testing.T) {
 		t.Errorf("excerpt without panic = %q", r.consoleExcerpt())
 	}
 }
+
+func TestBenchmarked(t *testing.T) {
+	tests := []struct {
+		out  string
+		want bool
+	}{
+		{"goos: linux\nBenchmarkEnforcement \t       1\t145490874010 ns/op\nPASS", true},
+		{"BenchmarkX-2   	     100	      12.5 ns/op", true},
+		{"testing: warning: no tests to run\nPASS", false},
+		{"bench_test.go:9: Benchmark results follow\nPASS", false},
+	}
+	for _, tt := range tests {
+		if got := benchmarked(tt.out); got != tt.want {
+			t.Errorf("benchmarked(%q) = %v, want %v", tt.out, got, tt.want)
+		}
+	}
+}
