@@ -404,8 +404,11 @@ func (d *daemon) observe(ctx context.Context, events <-chan monitor.Event) {
 		case monitor.Exit:
 			tree.Exit(ev.PID)
 		}
+		if d.opts.Logs == nil {
+			continue
+		}
 		l, ok := record.FromMonitor(ev, lc)
-		if !ok || d.opts.Logs == nil {
+		if !ok {
 			continue
 		}
 		if err := d.opts.Logs.Write(l); err != nil {
