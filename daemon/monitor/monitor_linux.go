@@ -126,12 +126,15 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 	defer rd.Close()
 	stop := context.AfterFunc(ctx, func() { rd.Close() })
 	defer stop()
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
 		select {
 		case <-m.detach:
 			// Nothing new can arrive: read what is there, then stop.
 			rd.Flush()
 		case <-ctx.Done():
+		case <-done:
 		}
 	}()
 	var rec ringbuf.Record
