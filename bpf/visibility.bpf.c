@@ -156,8 +156,13 @@ static __always_inline int admit(void)
 		return 1;
 	now = bpf_ktime_get_boot_ns();
 	full = burst_per_cpu * 1000000000ULL;
-	t = b->tokens + (now - b->last) * rate_per_cpu;
-	if (t > full || now < b->last)
+	/* A CPU idle for a minute has a full bucket (a burst is at most a
+	 * minute's rate), and the product below cannot overflow. */
+	if (now - b->last > 60 * 1000000000ULL || now < b->last)
+		t = full;
+	else
+		t = b->tokens + (now - b->last) * rate_per_cpu;
+	if (t > full)
 		t = full;
 	b->last = now;
 	if (t < 1000000000ULL) {

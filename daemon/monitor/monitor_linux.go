@@ -27,7 +27,8 @@ import (
 type Options struct {
 	Kinds Kinds
 	// RatePerCPU caps the events a CPU may send per second, with bursts of
-	// BurstPerCPU (RatePerCPU if 0); 0 means no limit.
+	// BurstPerCPU (RatePerCPU if 0; at most a minute's worth); 0 means no
+	// limit.
 	RatePerCPU, BurstPerCPU uint64
 	// RingSize is the telemetry ring buffer's size in bytes: a power of two
 	// and a multiple of the page size. 0 means 4 MiB.
@@ -69,6 +70,10 @@ func Load(opts Options) (*Monitor, error) {
 	burst := opts.BurstPerCPU
 	if burst == 0 {
 		burst = opts.RatePerCPU
+	}
+	if opts.RatePerCPU != 0 && burst > 60*opts.RatePerCPU {
+		// The kernel refills an idle CPU's bucket after a minute.
+		return nil, fmt.Errorf("telemetry burst %d per CPU is more than a minute at %d/s", burst, opts.RatePerCPU)
 	}
 	for name, v := range map[string]any{
 		"vis_kinds": uint32(opts.Kinds), "rate_per_cpu": opts.RatePerCPU, "burst_per_cpu": burst,

@@ -55,7 +55,9 @@ func TestSummary(t *testing.T) {
 
 func TestActivity(t *testing.T) {
 	s := New(10)
-	exe := func(pid uint32) record.Process { return record.Process{Exe: map[uint32]string{1: "/bin/bash", 2: "/usr/bin/cat"}[pid]} }
+	exe := func(pid uint32) record.Process {
+		return record.Process{Exe: map[uint32]string{1: "/bin/bash", 2: "/usr/bin/cat"}[pid]}
+	}
 	for i, e := range []monitor.Event{
 		{Type: monitor.Exec, PID: 2, PPID: 1, Path: "/usr/bin/cat"},
 		{Type: monitor.Open, PID: 2, PPID: 1, Path: "/etc/passwd", Ret: 3},
