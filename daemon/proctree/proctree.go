@@ -7,10 +7,11 @@ package proctree
 
 import (
 	"bytes"
-	"container/list"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/kubearmor/kubearmor-host/internal/lru"
 )
 
 // Proc is what the tree knows of a process.
@@ -22,17 +23,14 @@ type Proc struct {
 // Tree is a bounded process table. It is not safe for concurrent use: one
 // goroutine (the daemon's telemetry consumer) owns it.
 type Tree struct {
-	max     int
-	procs   map[uint32]*list.Element // of Proc
-	recency *list.List               // front: most recently seen
-	proc    string                   // procfs root, for processes not seen yet
-	evicted uint64
+	procs *lru.Map[uint32, Proc]
+	proc  string // procfs root, for processes not seen yet
 }
 
 // New returns a tree of at most max processes that looks up the unknown
 // under procRoot ("/proc").
 func New(max int, procRoot string) *Tree {
-	return &Tree{max: max, procs: make(map[uint32]*list.Element), recency: list.New(), proc: procRoot}
+	return &Tree{procs: lru.New[uint32, Proc](max), proc: procRoot}
 }
 
 // Seed adds every process in procfs now.
@@ -47,55 +45,36 @@ func (t *Tree) Seed() {
 			continue
 		}
 		if p, ok := t.read(uint32(pid)); ok {
-			t.put(p)
+			t.procs.Put(p.PID, p)
 		}
 	}
 }
 
 // Exec records that pid, a child of ppid, now runs exe.
-func (t *Tree) Exec(pid, ppid uint32, exe string) { t.put(Proc{PID: pid, PPID: ppid, Exe: exe}) }
+func (t *Tree) Exec(pid, ppid uint32, exe string) {
+	t.procs.Put(pid, Proc{PID: pid, PPID: ppid, Exe: exe})
+}
 
 // Exit forgets pid.
-func (t *Tree) Exit(pid uint32) {
-	if e, ok := t.procs[pid]; ok {
-		t.recency.Remove(e)
-		delete(t.procs, pid)
-	}
-}
+func (t *Tree) Exit(pid uint32) { t.procs.Delete(pid) }
 
 // Lookup returns what is known of pid: from the table, or else from procfs
 // (a process forked before the tree saw it), which is then remembered.
 func (t *Tree) Lookup(pid uint32) (Proc, bool) {
-	if e, ok := t.procs[pid]; ok {
-		t.recency.MoveToFront(e)
-		return e.Value.(Proc), true
+	if p, ok := t.procs.Get(pid); ok {
+		return p, true
 	}
 	p, ok := t.read(pid)
 	if ok {
-		t.put(p)
+		t.procs.Put(pid, p)
 	}
 	return p, ok
 }
 
 // Len is the number of processes known; Evicted how many were dropped to
 // stay within bounds.
-func (t *Tree) Len() int        { return len(t.procs) }
-func (t *Tree) Evicted() uint64 { return t.evicted }
-
-func (t *Tree) put(p Proc) {
-	if e, ok := t.procs[p.PID]; ok {
-		e.Value = p
-		t.recency.MoveToFront(e)
-		return
-	}
-	if len(t.procs) >= t.max {
-		old := t.recency.Back()
-		t.recency.Remove(old)
-		delete(t.procs, old.Value.(Proc).PID)
-		t.evicted++
-	}
-	t.procs[p.PID] = t.recency.PushFront(p)
-}
+func (t *Tree) Len() int        { return t.procs.Len() }
+func (t *Tree) Evicted() uint64 { return t.procs.Evicted() }
 
 // read takes a process from procfs: kernel threads have no exe and are
 // left out.

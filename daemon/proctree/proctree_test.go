@@ -50,7 +50,7 @@ func TestTree(t *testing.T) {
 	if tr.Len() != 3 || tr.Evicted() != 1 {
 		t.Errorf("len %d, evicted %d; want 3, 1", tr.Len(), tr.Evicted())
 	}
-	if _, ok := tr.procs[1]; ok {
+	if _, ok := tr.procs.Get(1); ok {
 		t.Errorf("pid 1, the longest unseen, was kept")
 	}
 	// Still found through procfs, and remembered again.

@@ -8,7 +8,6 @@ package summary
 
 import (
 	"cmp"
-	"container/list"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
+	"github.com/kubearmor/kubearmor-host/internal/lru"
 )
 
 // Direction says which table a network row is in.
@@ -75,13 +75,13 @@ type ActivityRow struct {
 // Summary holds the tables. It is not safe for concurrent use: the daemon's
 // telemetry consumer adds, and serves snapshots (Network, Activity).
 type Summary struct {
-	net      *lru[NetKey, NetRow]
-	activity *lru[ActivityKey, ActivityRow]
+	net      *lru.Map[NetKey, NetRow]
+	activity *lru.Map[ActivityKey, ActivityRow]
 }
 
 // New returns a summary of at most maxRows rows per table.
 func New(maxRows int) *Summary {
-	return &Summary{net: newLRU[NetKey, NetRow](maxRows), activity: newLRU[ActivityKey, ActivityRow](maxRows)}
+	return &Summary{net: lru.New[NetKey, NetRow](maxRows), activity: lru.New[ActivityKey, ActivityRow](maxRows)}
 }
 
 // Add counts an observed event and the log made of it. Failed network
@@ -90,11 +90,11 @@ func (s *Summary) Add(ev monitor.Event, l record.Log) {
 	switch ev.Type {
 	case monitor.Exec, monitor.Open:
 		k := ActivityKey{Operation: l.Operation, Source: l.Source, Resource: l.Resource}
-		r := s.activity.get(k)
+		r, _ := s.activity.Get(k)
 		r.ActivityKey = k
 		r.Count++
 		r.LastResult, r.LastSeen = l.Result, ev.Time
-		s.activity.put(k, r)
+		s.activity.Put(k, r)
 	case monitor.Connect, monitor.Accept, monitor.Bind:
 		if l.Result != record.ResultPassed || !ev.Local.IsValid() {
 			return // failed, or not an IP socket
@@ -108,18 +108,18 @@ func (s *Summary) Add(ev monitor.Event, l record.Log) {
 		default:
 			k.Direction, k.Address, k.Port = Bind, ev.Local.Addr().Unmap(), ev.Local.Port()
 		}
-		r := s.net.get(k)
+		r, _ := s.net.Get(k)
 		r.NetKey = k
 		r.Count++
 		r.LastSeen = ev.Time
-		s.net.put(k, r)
+		s.net.Put(k, r)
 	}
 }
 
 // Network returns the rows of one direction, most recent first.
 func (s *Summary) Network(d Direction) []NetRow {
 	var out []NetRow
-	for _, r := range s.net.rows() {
+	for _, r := range s.net.Values() {
 		if r.Direction == d {
 			out = append(out, r)
 		}
@@ -132,7 +132,7 @@ func (s *Summary) Network(d Direction) []NetRow {
 // counted first.
 func (s *Summary) Activity(operation string) []ActivityRow {
 	var out []ActivityRow
-	for _, r := range s.activity.rows() {
+	for _, r := range s.activity.Values() {
 		if r.Operation == operation {
 			out = append(out, r)
 		}
@@ -144,56 +144,8 @@ func (s *Summary) Activity(operation string) []ActivityRow {
 }
 
 // Evicted is how many rows were dropped to stay within bounds.
-func (s *Summary) Evicted() uint64 { return s.net.evicted + s.activity.evicted }
+func (s *Summary) Evicted() uint64 { return s.net.Evicted() + s.activity.Evicted() }
 
 func (r NetRow) String() string {
 	return fmt.Sprintf("%s %s %s %s:%d x%d", r.Direction, r.Protocol, r.Command, r.Address, r.Port, r.Count)
-}
-
-// lru is a bounded map that evicts its least recently updated entry.
-type lru[K comparable, V any] struct {
-	max     int
-	m       map[K]*list.Element
-	order   *list.List // of entry[K, V]; front: most recent
-	evicted uint64
-}
-
-type entry[K comparable, V any] struct {
-	k K
-	v V
-}
-
-func newLRU[K comparable, V any](max int) *lru[K, V] {
-	return &lru[K, V]{max: max, m: make(map[K]*list.Element), order: list.New()}
-}
-
-func (c *lru[K, V]) get(k K) V {
-	if e, ok := c.m[k]; ok {
-		return e.Value.(entry[K, V]).v
-	}
-	var zero V
-	return zero
-}
-
-func (c *lru[K, V]) put(k K, v V) {
-	if e, ok := c.m[k]; ok {
-		e.Value = entry[K, V]{k, v}
-		c.order.MoveToFront(e)
-		return
-	}
-	if len(c.m) >= c.max {
-		old := c.order.Back()
-		c.order.Remove(old)
-		delete(c.m, old.Value.(entry[K, V]).k)
-		c.evicted++
-	}
-	c.m[k] = c.order.PushFront(entry[K, V]{k, v})
-}
-
-func (c *lru[K, V]) rows() []V {
-	out := make([]V, 0, len(c.m))
-	for e := c.order.Front(); e != nil; e = e.Next() {
-		out = append(out, e.Value.(entry[K, V]).v)
-	}
-	return out
 }
