@@ -12,7 +12,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -20,6 +19,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/internal/percpu"
 )
 
@@ -46,7 +46,6 @@ type Monitor struct {
 	log   *slog.Logger
 	objs  visibilityObjects
 	links []link.Link
-	boot  time.Time // wall time at boot: BPF timestamps are CLOCK_BOOTTIME
 
 	detach                          chan struct{} // closed by Detach
 	detachOnce                      sync.Once
@@ -56,7 +55,7 @@ type Monitor struct {
 // Load loads and attaches the monitors opts.Kinds asks for. With no kinds,
 // nothing is loaded: Run then returns at once.
 func Load(opts Options) (*Monitor, error) {
-	m := &Monitor{log: opts.Logger, boot: time.Now().Add(-time.Duration(bootNow())), detach: make(chan struct{})}
+	m := &Monitor{log: opts.Logger, detach: make(chan struct{})}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -93,22 +92,20 @@ func Load(opts Options) (*Monitor, error) {
 		}
 		return nil, fmt.Errorf("load monitors: %w", err)
 	}
-	progs := map[Kinds][]*ebpf.Program{
-		Process:        {m.objs.KaVisExec, m.objs.KaVisExit},
-		File | Network: {m.objs.KaVisSysEnter, m.objs.KaVisSysExit},
+	var progs []*ebpf.Program
+	if opts.Kinds&Process != 0 {
+		progs = append(progs, m.objs.KaVisExec, m.objs.KaVisExit)
 	}
-	for kinds, ps := range progs {
-		if opts.Kinds&kinds == 0 {
-			continue
+	if opts.Kinds&(File|Network) != 0 {
+		progs = append(progs, m.objs.KaVisSysEnter, m.objs.KaVisSysExit)
+	}
+	for _, p := range progs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("attach %s: %w", p, err)
 		}
-		for _, p := range ps {
-			l, err := link.AttachTracing(link.TracingOptions{Program: p})
-			if err != nil {
-				m.Close()
-				return nil, fmt.Errorf("attach %s: %w", p, err)
-			}
-			m.links = append(m.links, l)
-		}
+		m.links = append(m.links, l)
 	}
 	return m, nil
 }
@@ -216,15 +213,6 @@ func (m *Monitor) Close() error {
 	return errors.Join(m.Detach(), m.objs.Close())
 }
 
-// bootNow reads CLOCK_BOOTTIME, the clock of BPF timestamps.
-func bootNow() uint64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0
-	}
-	return uint64(ts.Nano())
-}
-
 var headerSize = int(unsafe.Sizeof(visibilityVisEvent{}))
 
 func (m *Monitor) decode(raw []byte) (Event, error) {
@@ -239,7 +227,7 @@ func (m *Monitor) decode(raw []byte) (Event, error) {
 		return Event{}, fmt.Errorf("telemetry record claims %d path bytes, has %d", h.PathLen, len(raw)-headerSize)
 	}
 	ev := Event{
-		Time:      m.boot.Add(time.Duration(h.Ts)),
+		Time:      enforcer.BootTime(h.Ts),
 		Type:      Type(h.Type),
 		PID:       h.Tgid,
 		TID:       h.Pid,

@@ -69,6 +69,7 @@ func start(t *testing.T, opts Options, queue int, slow time.Duration) (*Monitor,
 }
 
 func TestObserve(t *testing.T) {
+	begun := time.Now()
 	_, stop := start(t, Options{Kinds: Process | File | Network}, 1<<16, 0)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "observed")
@@ -126,7 +127,8 @@ func TestObserve(t *testing.T) {
 		want func(e Event) bool
 	}{
 		{"exec of true by the child", func(e Event) bool {
-			return e.Type == Exec && e.PID == child && e.PPID == self && e.Path == true_ && e.UID == 0
+			return e.Type == Exec && e.PID == child && e.PPID == self && e.Path == true_ && e.UID == 0 &&
+				!e.Time.Before(begun) && e.Time.Before(time.Now()) // boot clock turned into wall time
 		}},
 		{"exit of the child", func(e Event) bool { return e.Type == Exit && e.PID == child && e.Ret == 0 }},
 		{"open of the file, read-only", func(e Event) bool {
