@@ -106,10 +106,7 @@ int BPF_PROG(ka_mon_exec, struct task_struct *p, int old_pid, struct linux_binpr
 	fill(&b->hdr, KA_MON_EXEC, p);
 	b->hdr.owner_uid = BPF_CORE_READ(file, f_inode, i_uid.val);
 	b->hdr.flags = pb->flags;
-	len = path_len(pb);
-	barrier_var(len);
-	len &= KA_PATH_MAX - 1;
-	bpf_probe_read_kernel(b->data, len, &pb->buf[pb->start & (KA_PATH_MAX - 1)]);
+	len = copy_string(b->data, pb);
 	b->hdr.path_len = len;
 	if (bpf_ringbuf_output(&events, b, sizeof(b->hdr) + len, 0))
 		count(KA_CNT_EVENT_LOST);

@@ -135,10 +135,7 @@ struct {
 
 static __always_inline void vis_count(__u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&vis_counters, &idx);
-
-	if (c)
-		__sync_fetch_and_add(c, 1);
+	bump(&vis_counters, idx);
 }
 
 /* admit takes a token from this CPU's bucket; 0 when it is empty. */
@@ -216,16 +213,11 @@ static __always_inline void submit(struct vis_buf *b, __u32 len)
 static __always_inline __u32 copy_path(struct vis_buf *b, __u32 slot)
 {
 	struct path_buf *pb = path_string(slot);
-	__u32 len;
 
 	if (!pb)
 		return 0;
 	b->hdr.evflags = pb->flags;
-	len = path_len(pb);
-	barrier_var(len);
-	len &= KA_PATH_MAX - 1;
-	bpf_probe_read_kernel(b->data, len, &pb->buf[pb->start & (KA_PATH_MAX - 1)]);
-	return len;
+	return copy_string(b->data, pb);
 }
 
 static __always_inline int ignored(struct task_struct *t)
@@ -450,11 +442,12 @@ int BPF_PROG(ka_vis_sys_exit, struct pt_regs *regs, long ret)
 	struct task_struct *t = bpf_get_current_task_btf();
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	long nr = BPF_CORE_READ(regs, orig_ax);
+	__u32 kind = wanted(nr);
 	struct pending p, *pp;
 	struct vis_buf *b;
 	__u64 *claim;
 
-	if (!wanted(nr) || ignored(t))
+	if (!kind || ignored(t))
 		return 0;
 	pp = bpf_map_lookup_elem(&inflight, &tid);
 	if (!pp || pp->nr != nr) {
@@ -468,7 +461,7 @@ int BPF_PROG(ka_vis_sys_exit, struct pt_regs *regs, long ret)
 	b = claim_buf(&claim);
 	if (!b)
 		return 0;
-	if (wanted(nr) & KA_VIS_FILE)
+	if (kind & KA_VIS_FILE)
 		file_exit(b, t, &p, ret);
 	else
 		net_exit(b, t, &p, ret);

@@ -116,14 +116,20 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-static __always_inline void count(__u32 idx)
+/* bump adds one to entry idx of a per-CPU array of counters. */
+static __always_inline void bump(void *map, __u32 idx)
 {
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	__u64 *c = bpf_map_lookup_elem(map, &idx);
 
 	/* Atomic: a program preempted between load and store would lose the
 	 * other's count on a preemptible kernel. */
 	if (c)
 		__sync_fetch_and_add(c, 1);
+}
+
+static __always_inline void count(__u32 idx)
+{
+	bump(&counters, idx);
 }
 
 /* A per-CPU claim on the scratch maps. Programs run with migration disabled

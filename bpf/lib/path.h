@@ -270,6 +270,18 @@ static __always_inline struct path_buf *path_string(__u32 slot)
 	return pb;
 }
 
+/* copy_string copies the string path_string built in pb to dst (at least
+ * KA_PATH_MAX bytes) and returns its length, without the NUL. */
+static __always_inline __u32 copy_string(__u8 *dst, const struct path_buf *pb)
+{
+	__u32 len = path_len(pb);
+
+	barrier_var(len);
+	len &= KA_PATH_MAX - 1;
+	bpf_probe_read_kernel(dst, len, &pb->buf[pb->start & (KA_PATH_MAX - 1)]);
+	return len;
+}
+
 /*
  * Splitting a path string (string mode): the syscall hook builds one from a
  * user's argument, and the test program from its input. "." components are
