@@ -203,7 +203,7 @@ func (l Log) Summary() string {
 // Fields returns every field under its KubeArmor name; empty ones are left
 // out.
 func (l Log) Fields() map[string]string {
-	f := map[string]string{
+	return nonEmpty(map[string]string{
 		"Timestamp":         strconv.FormatInt(l.Timestamp, 10),
 		"UpdatedTime":       l.UpdatedTime,
 		"HostName":          l.HostName,
@@ -220,11 +220,5 @@ func (l Log) Fields() map[string]string {
 		"Resource":          l.Resource,
 		"Data":              l.Data,
 		"Result":            l.Result,
-	}
-	for k, v := range f {
-		if v == "" {
-			delete(f, k)
-		}
-	}
-	return f
+	})
 }

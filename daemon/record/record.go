@@ -5,6 +5,7 @@ package record
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -235,7 +236,7 @@ func (a Alert) Summary() string {
 // Fields returns every field under its KubeArmor name, for journald, which
 // stores them as KUBEARMOR_<NAME>. Empty fields are left out.
 func (a Alert) Fields() map[string]string {
-	f := map[string]string{
+	return nonEmpty(map[string]string{
 		"Timestamp":         strconv.FormatInt(a.Timestamp, 10),
 		"UpdatedTime":       a.UpdatedTime,
 		"HostName":          a.HostName,
@@ -259,11 +260,11 @@ func (a Alert) Fields() map[string]string {
 		"Enforcer":          a.Enforcer,
 		"Action":            a.Action,
 		"Result":            a.Result,
-	}
-	for k, v := range f {
-		if v == "" {
-			delete(f, k)
-		}
-	}
+	})
+}
+
+// nonEmpty drops the empty fields: journald need not store them.
+func nonEmpty(f map[string]string) map[string]string {
+	maps.DeleteFunc(f, func(_, v string) bool { return v == "" })
 	return f
 }
