@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,5 +255,14 @@ func TestLossAccounting(t *testing.T) {
 			tt.check(t, s)
 			t.Logf("%d generated: %d delivered to the queue, %d read by the consumer, lost %+v", n, s.Delivered, len(events), s)
 		})
+	}
+}
+
+// TestBurstBound: the kernel refills an idle CPU's bucket after a minute,
+// so a burst above a minute's rate is refused before anything loads.
+func TestBurstBound(t *testing.T) {
+	_, err := Load(Options{Kinds: File, RatePerCPU: 10, BurstPerCPU: 601})
+	if err == nil || !strings.Contains(err.Error(), "more than a minute") {
+		t.Errorf("burst 601 at 10/s: %v, want it refused", err)
 	}
 }
