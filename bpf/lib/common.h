@@ -105,8 +105,9 @@ enum ka_counter {
 	KA_CNT_AUDITED = 5,
 	KA_CNT_EVENT_LOST = 6,    /* monitor: telemetry ring buffer full */
 	KA_CNT_TORN = 7,          /* decisions that found their generation rewritten */
-	KA_CNT_CACHED = 8,        /* path decisions made from the directory cache */
-	KA_CNT_MAX = 9,
+	KA_CNT_CACHED = 8,        /* path decisions made from the directory cache, after it */
+	KA_CNT_FAST = 9,          /* ... and by it alone: no rule could match (one count, not two: the hot path) */
+	KA_CNT_MAX = 10,
 };
 
 struct {

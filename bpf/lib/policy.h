@@ -229,48 +229,52 @@ struct {
 } sysfilter_outer SEC(".maps");
 
 /*
- * The directory cache: for a directory (mount, dentry), the trie node of its
- * path (0: no rule path goes through it) under a generation, so that an
- * operation on a file finds its parent's node in one lookup instead of
- * walking the path from the root. Most files sit in directories no rule
- * names, and this is how they are ruled out cheaply.
+ * The directory cache: for a directory, the trie node of its path (0: no
+ * rule path goes through it) under a generation, so that an operation on a
+ * file finds its parent's node in one lookup instead of walking the path
+ * from the root. Most files sit in directories no rule names, and this is
+ * how they are ruled out cheaply.
  *
- * An entry is trusted only while nothing could have changed the
- * directory's path: the same generation, the same namespace epoch (bumped
- * by every directory rename, rmdir, mount, unmount, mount move and
- * pivot_root), and the same parent, inode and name as when it was made, so
- * a dentry freed and reused for another directory does not match. It is not
- * used where rules above the directory apply to everything below it
- * (recursive directories) or where patterns need the whole path.
+ * It lives in the directory inode's own storage: found without hashing,
+ * and freed with the inode, so it holds at most one entry per directory
+ * the kernel keeps cached. An entry is trusted only while nothing could
+ * have changed the directory's path: the same generation, the same
+ * namespace epoch (bumped by every directory rename, rmdir, mount, unmount,
+ * mount move and pivot_root), and the same mount, dentry, parent and name
+ * as when it was made (a directory reached through another mount is
+ * walked, and its entry replaced). It is not used where rules above the
+ * directory apply to everything below it (recursive directories) or where
+ * patterns need the whole path.
  *
- * An LRU element can be recycled for another key while a reader holds it,
- * so readers copy the value and check the copy: its key and a checksum over
- * all its fields, which a copy torn between two writers fails.
+ * Entries are never written in place: a new one replaces the old (delete,
+ * then create with its value), and a reader that still holds the old one
+ * reads it whole, since the kernel frees storage only after the readers'
+ * RCU grace period. So a reader needs no copy and no checksum.
  */
-struct dcache_key {
-	__u64 mnt;
-	__u64 dentry;
-};
-
 struct dcache_val {
 	__u64 gen;
 	__u64 epoch;
+	__u64 mnt;
+	__u64 dentry;
 	__u64 parent;   /* the directory's own d_parent */
-	__u64 inode;
 	__u64 hash_len; /* its d_name.hash_len */
 	__u64 lens;     /* its node's children's name lengths (trie_val.lens) */
+	/* What the fast path needs, worked out when the entry is made: the
+	 * len_bit of every name length on which some rule may decide below
+	 * the directory, whoever asks (all bits: any name); the longest name
+	 * that still fits below it in KA_PATH_MAX; and whether fromSource
+	 * rules make the subject's identity matter. */
+	__u64 named;
+	__u32 max_name;
 	__u32 node;
 	__u32 flags;
-	__u32 len;      /* length of its path; a name below must still fit in PATH_MAX */
-	__u32 depth;    /* its components; one more must still fit in KA_MAX_DEPTH */
-	struct dcache_key key;
-	__u64 sum;      /* dcache_sum of the fields above */
+	__u32 sourced;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct dcache_key);
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct dcache_val);
 } dcache SEC(".maps");
 
@@ -787,77 +791,64 @@ static __always_inline struct trie_val *trie_named(struct walk_ctx *w, __u32 par
 	return bpf_map_lookup_elem(trie, key);
 }
 
-static __always_inline __u64 mix64(__u64 h, __u64 x)
-{
-	h ^= x;
-	h *= 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 29);
-}
-
-static __always_inline __u64 dcache_sum(const struct dcache_val *v)
-{
-	__u64 h = 0;
-
-	h = mix64(h, v->gen);
-	h = mix64(h, v->epoch);
-	h = mix64(h, v->parent);
-	h = mix64(h, v->inode);
-	h = mix64(h, v->hash_len);
-	h = mix64(h, v->lens);
-	h = mix64(h, ((__u64)v->node << 32) | v->flags);
-	h = mix64(h, ((__u64)v->len << 32) | v->depth);
-	h = mix64(h, v->key.mnt);
-	return mix64(h, v->key.dentry);
-}
-
 /*
- * cached_parent copies into *v the directory cache's entry for dentry's
- * parent, if there is one it can trust under gen and epoch ep (see dcache),
- * and puts the length of dentry's name in *lenp. A name that would not fit
- * below the directory is the full walk's to flag as unresolvable: 0 then
- * too.
+ * cached_parent returns the directory cache's entry for dentry's parent, if
+ * there is one it can trust under gen and epoch ep (see dcache), and puts
+ * the length of dentry's name in *lenp. A name that would not fit below the
+ * directory is the full walk's to flag as unresolvable: NULL then too.
  */
-static __always_inline int cached_parent(struct vfsmount *mnt, struct dentry *dentry, struct dentry *parent,
-					 __u64 gen, __u64 ep, struct dcache_val *v, __u32 *lenp)
+static __always_inline const struct dcache_val *cached_parent(struct vfsmount *mnt, struct dentry *dentry,
+							      struct dentry *parent, __u64 gen, __u64 ep,
+							      __u32 *lenp)
 {
-	struct dcache_key key = {.mnt = (__u64)mnt, .dentry = (__u64)parent};
-	struct dcache_val *e = bpf_map_lookup_elem(&dcache, &key);
+	struct dcache_val *v = bpf_inode_storage_get(&dcache, parent->d_inode, 0, 0);
 	__u32 len;
 
-	if (!e)
-		return 0;
-	__builtin_memcpy(v, e, sizeof(*v));
-	if (v->key.mnt != key.mnt || v->key.dentry != key.dentry || v->sum != dcache_sum(v))
-		return 0;
-	if (v->gen != gen || v->epoch != ep || v->parent != (__u64)parent->d_parent ||
-	    v->inode != (__u64)parent->d_inode ||
+	if (!v)
+		return NULL;
+	if (v->gen != gen || v->epoch != ep || v->mnt != (__u64)mnt || v->dentry != (__u64)parent ||
+	    v->parent != (__u64)parent->d_parent ||
 	    /* Two loads: the verifier checks a direct read against one member
 	     * of the union, and hash_len's first is the 4-byte hash. */
 	    v->hash_len != (((__u64)parent->d_name.len << 32) | parent->d_name.hash))
-		return 0;
+		return NULL;
 	len = dentry->d_name.len;
-	if (len == 0 || len >= KA_NAME_LEN || v->len + len + 1 > KA_PATH_MAX - 1 || v->depth + 1 >= KA_MAX_DEPTH)
-		return 0;
+	if (len - 1 >= v->max_name) /* also an empty name */
+		return NULL;
 	*lenp = len;
-	return 1;
+	return v;
 }
 
 /*
  * unnamed reports whether no rule of the kind can decide on a name of len
  * bytes in the cached directory v, whoever the subject: no rule on the
  * directory's entries, no child or execname of that length in the trie, no
- * pattern, and no allow-list that would turn "no rule" into the posture.
- * The subject's identity matters only where it cannot be resolved; the
- * caller checks that.
+ * pattern, and no allow-list that would turn "no rule" into the posture
+ * (all worked out into v->named when the entry was made, from a policy
+ * generation that was not rewritten meanwhile). The subject's identity
+ * matters only where it cannot be resolved; the caller checks that.
  */
-static __always_inline int unnamed(const struct kind_cfg *cfg, const struct dcache_val *v, __u32 len)
+static __always_inline int unnamed(const struct dcache_val *v, __u32 len)
 {
+	return !(v->named & len_bit(len));
+}
+
+/* fast_mask is dcache_val.named for a directory whose trie node is node
+ * (0: none), with flags and children's name lengths lens. */
+static __always_inline __u64 fast_mask(const struct kind_cfg *cfg, __u32 node, __u32 flags, __u64 lens)
+{
+	__u64 named = 0;
+
 	if (cfg->dfa_start || cfg->host_allowlist || cfg->src_allowlist)
-		return 0;
-	if (cfg->has_names && (cfg->name_lens & len_bit(len)))
-		return 0;
-	return !v->node ||
-	       (!(v->lens & len_bit(len)) && !(v->flags & (KA_NF_ANY(KA_KEY_PARENT) | KA_NF_SRC(KA_KEY_PARENT))));
+		return ~0ULL;
+	if (node) {
+		if (flags & (KA_NF_ANY(KA_KEY_PARENT) | KA_NF_SRC(KA_KEY_PARENT)))
+			return ~0ULL;
+		named = lens;
+	}
+	if (cfg->has_names)
+		named |= cfg->name_lens;
+	return named;
 }
 
 /*
@@ -906,41 +897,51 @@ static __always_inline void decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 
 /* remember_parent caches what the walk just learned about the object's
  * parent directory, when the walk ran in full and nothing above the parent
  * applies to everything below it. */
-static __always_inline void remember_parent(struct vfsmount *mnt, struct dentry *parent, __u64 ep, __u64 gen)
+static __always_inline void remember_parent(const struct kind_cfg *cfg, struct vfsmount *mnt, struct dentry *parent,
+					   __u64 ep, const struct decision *d)
 {
 	struct path_buf *obj = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_OBJECT});
 	struct walk_ctx *w = walk_ctx();
 	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
+	struct inode *dir = parent->d_inode;
 	struct dcache_val v = {};
-	struct dcache_key key;
 	struct dentry *leafd;
-	__u32 leaf;
+	__u32 leaf, dlen;
 
-	if (!obj || !w || !c || !w->apply || w->deep || !obj->n ||
+	if (!obj || !w || !c || !dir || !w->apply || w->deep || !obj->n ||
 	    (obj->flags & (KA_EV_PATH_TRUNCATED | KA_EV_DETACHED)) || obj->mode != KA_PB_DENTRY)
 		return;
-	/* Numbers: the checksum hashes them. */
-	key.mnt = as_number(c, mnt);
-	key.dentry = as_number(c, parent);
 	/* A local first: inside BPF_CORE_READ, obj->dent would be relocated
 	 * against kernel types too, and fail. */
 	leafd = (struct dentry *)obj->dent[0];
 	leaf = BPF_CORE_READ(leafd, d_name.len) + 1;
-	if (leaf > c->total)
+	dlen = c->total - leaf;
+	/* Room for one more component, and for a name of a byte at least. */
+	if (leaf > c->total || obj->n >= KA_MAX_DEPTH || dlen + 3 > KA_PATH_MAX)
 		return;
-	v.len = c->total - leaf;
-	v.depth = obj->n - 1;
-	v.gen = gen;
+	/* The directory's path, '/', the name and a NUL fit in KA_PATH_MAX. */
+	v.max_name = KA_PATH_MAX - 2 - dlen;
+	if (v.max_name > KA_NAME_LEN - 1)
+		v.max_name = KA_NAME_LEN - 1;
+	v.gen = d->gen;
 	v.epoch = ep;
+	/* Numbers, as the value holds them. */
+	v.mnt = as_number(c, mnt);
+	v.dentry = as_number(c, parent);
 	v.parent = (__u64)BPF_CORE_READ(parent, d_parent);
-	v.inode = (__u64)BPF_CORE_READ(parent, d_inode);
 	v.hash_len = BPF_CORE_READ(parent, d_name.hash_len);
 	v.node = w->pnode;
 	v.flags = w->pflags;
 	v.lens = w->plens;
-	v.key = key;
-	v.sum = dcache_sum(&v);
-	bpf_map_update_elem(&dcache, &key, &v, BPF_ANY);
+	v.named = fast_mask(cfg, v.node, v.flags, v.lens);
+	v.sourced = cfg->has_sourced;
+	/* Settings read from a slot rewritten meanwhile make no entry. */
+	if (torn(d))
+		return;
+	/* Replaced, never written in place (see dcache); if another program
+	 * creates one in between, its entry stays, as good as this one. */
+	bpf_inode_storage_delete(&dcache, dir);
+	bpf_inode_storage_get(&dcache, dir, &v, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 /* decide_syscall decides system call nr: its rules without a path, then,

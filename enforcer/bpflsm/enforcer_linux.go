@@ -226,14 +226,14 @@ func (e *Enforcer) Stats() enforcer.Stats {
 		e.log.Warn("read BPF counters", "error", err)
 	}
 	return enforcer.Stats{
-		Decisions:      c[lsmKaCounterKA_CNT_DECISIONS],
+		Decisions:      c[lsmKaCounterKA_CNT_DECISIONS] + c[lsmKaCounterKA_CNT_FAST],
 		Denied:         c[lsmKaCounterKA_CNT_DENIED],
 		Audited:        c[lsmKaCounterKA_CNT_AUDITED],
 		AlertsLost:     c[lsmKaCounterKA_CNT_ALERT_LOST],
 		PathsTruncated: c[lsmKaCounterKA_CNT_PATH_TRUNCATED],
 		ScratchBusy:    c[lsmKaCounterKA_CNT_SCRATCH_BUSY],
 		Torn:           c[lsmKaCounterKA_CNT_TORN],
-		Cached:         c[lsmKaCounterKA_CNT_CACHED],
+		Cached:         c[lsmKaCounterKA_CNT_CACHED] + c[lsmKaCounterKA_CNT_FAST],
 		Undelivered:    e.undelivered.Load(),
 		Malformed:      e.malformed.Load(),
 	}

@@ -67,26 +67,20 @@ type lsmCollectCtx struct {
 	Number    uint64
 }
 
-type lsmDcacheKey struct {
-	_      structs.HostLayout
-	Mnt    uint64
-	Dentry uint64
-}
-
 type lsmDcacheVal struct {
 	_       structs.HostLayout
 	Gen     uint64
 	Epoch   uint64
+	Mnt     uint64
+	Dentry  uint64
 	Parent  uint64
-	Inode   uint64
 	HashLen uint64
 	Lens    uint64
+	Named   uint64
+	MaxName uint32
 	Node    uint32
 	Flags   uint32
-	Len     uint32
-	Depth   uint32
-	Key     lsmDcacheKey
-	Sum     uint64
+	Sourced uint32
 }
 
 type lsmDecision struct {
@@ -129,7 +123,8 @@ const (
 	lsmKaCounterKA_CNT_EVENT_LOST     lsmKaCounter = 6
 	lsmKaCounterKA_CNT_TORN           lsmKaCounter = 7
 	lsmKaCounterKA_CNT_CACHED         lsmKaCounter = 8
-	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 9
+	lsmKaCounterKA_CNT_FAST           lsmKaCounter = 9
+	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 10
 )
 
 type lsmKaEventFlag uint32

@@ -75,7 +75,7 @@ func (e *Enforcer) Pin() error {
 		c, err := percpu.Sum(e.adoptedCounters, int(lsmKaCounterKA_CNT_MAX))
 		if err == nil {
 			e.log.Info("took over from pinned programs of a previous daemon",
-				"programs", len(e.adopted), "their_decisions", c[lsmKaCounterKA_CNT_DECISIONS],
+				"programs", len(e.adopted), "their_decisions", c[lsmKaCounterKA_CNT_DECISIONS]+c[lsmKaCounterKA_CNT_FAST],
 				"their_denied", c[lsmKaCounterKA_CNT_DENIED], "their_alerts_lost", c[lsmKaCounterKA_CNT_ALERT_LOST])
 		}
 		e.adoptedCounters.Close()

@@ -47,7 +47,8 @@ const (
 	monitorKaCounterKA_CNT_EVENT_LOST     monitorKaCounter = 6
 	monitorKaCounterKA_CNT_TORN           monitorKaCounter = 7
 	monitorKaCounterKA_CNT_CACHED         monitorKaCounter = 8
-	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 9
+	monitorKaCounterKA_CNT_FAST           monitorKaCounter = 9
+	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 10
 )
 
 type monitorKaEventFlag uint32
