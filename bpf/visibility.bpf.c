@@ -200,12 +200,24 @@ static __always_inline void fill(struct vis_event *e, __u32 type, struct task_st
 	BPF_CORE_READ_STR_INTO(&e->comm, t, comm);
 }
 
+/* The reader is woken only once the ring holds this much; it also polls
+ * every few milliseconds. Under a flood it then drains thousands of
+ * records a wakeup instead of one, and a lone event still arrives within
+ * the poll interval. */
+#define KA_VIS_WAKEUP_BYTES (256 << 10)
+
+static __always_inline __u64 wakeup(void)
+{
+	return bpf_ringbuf_query(&telemetry, BPF_RB_AVAIL_DATA) >= KA_VIS_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+										       : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void submit(struct vis_buf *b, __u32 len)
 {
 	barrier_var(len);
 	len &= KA_PATH_MAX - 1;
 	b->hdr.path_len = len;
-	if (bpf_ringbuf_output(&telemetry, b, sizeof(b->hdr) + len, 0))
+	if (bpf_ringbuf_output(&telemetry, b, sizeof(b->hdr) + len, wakeup()))
 		vis_count(KA_VIS_CNT_RING_FULL);
 }
 
@@ -263,7 +275,7 @@ int BPF_PROG(ka_vis_exit, struct task_struct *p)
 	}
 	fill(e, KA_VIS_EXIT, p);
 	e->ret = BPF_CORE_READ(p, exit_code);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup());
 	return 0;
 }
 

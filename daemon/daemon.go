@@ -13,11 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kubearmor/kubearmor-host/daemon/api"
 	"github.com/kubearmor/kubearmor-host/daemon/config"
+	"github.com/kubearmor/kubearmor-host/daemon/metrics"
 	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 	"github.com/kubearmor/kubearmor-host/daemon/notify"
 	"github.com/kubearmor/kubearmor-host/daemon/proctree"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
+	"github.com/kubearmor/kubearmor-host/daemon/summary"
 	"github.com/kubearmor/kubearmor-host/daemon/watch"
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
@@ -38,6 +41,11 @@ type Options struct {
 	Reload <-chan os.Signal
 	// Load starts the chosen enforcer. Tests and main pass LoadEnforcer.
 	Load func(detect.Enforcer, config.Config, *slog.Logger) (enforcer.Enforcer, error)
+	// API is the local API: every alert and log is offered to it, and it
+	// is served on Config.APISocket. Nil: no API.
+	API *api.Server
+	// Version is the daemon's, for the probe.
+	Version string
 	// KeepPins leaves pinned programs enforcing when the daemon exits, for
 	// the service manager's stop action to decide (systemd's ExecStopPost
 	// runs `kubearmor --cleanup`). Without it, exiting lifts the policies.
@@ -53,12 +61,10 @@ const eventQueue = 4096
 // counts.
 const telemetryQueue = 8192
 
-// Telemetry rate limit per CPU, in the kernel: a flood of opens is cut and
+// telemetryBurst is the in-kernel rate limit's burst, in seconds of the
+// configured rate (telemetryRate, per CPU): a flood of opens is cut and
 // counted before it fills the ring buffer or the journal.
-const (
-	telemetryRatePerCPU  = 20000
-	telemetryBurstPerCPU = 40000
-)
+const telemetryBurst = 2
 
 // maxProcesses bounds the process tree.
 const maxProcesses = 1 << 16
@@ -83,24 +89,29 @@ type Pinner interface {
 }
 
 type daemon struct {
-	opts   Options
-	log    *slog.Logger
-	enf    enforcer.Enforcer
-	choice detect.Choice
-	loader *loader.Loader
-	sets   setHistory
+	opts    Options
+	log     *slog.Logger
+	enf     enforcer.Enforcer
+	report  detect.Report
+	choice  detect.Choice
+	started time.Time
+	loader  *loader.Loader
+	sets    setHistory
+
+	filesMu sync.Mutex
+	files   []loader.FileStatus // of the policy set in force
 
 	reconciled  *notify.Heartbeat
 	alerted     *notify.Heartbeat
 	readerDown  atomic.Pointer[error]
 	watcherDown atomic.Pointer[error]
 
-	writeErrors atomic.Uint64
-	lastStats   enforcer.Stats
+	writeErrors  atomic.Uint64
+	lastCounters []uint64 // values of the counters last logged
 
-	monitor       *monitor.Monitor // nil when nothing is observed
-	logErrors     atomic.Uint64
-	lastTelemetry monitor.Stats
+	monitor   *monitor.Monitor // nil when nothing is observed
+	summary   lockedSummary
+	logErrors atomic.Uint64
 }
 
 // Run runs the daemon until ctx is cancelled.
@@ -148,14 +159,17 @@ func Run(ctx context.Context, opts Options) error {
 		opts:       opts,
 		log:        log,
 		enf:        enf,
+		report:     report,
 		choice:     choice,
+		started:    time.Now(),
+		summary:    lockedSummary{s: summary.New(summaryRows)},
 		loader:     loader.New(cfg.PolicyDir, host, postures),
 		reconciled: notify.NewHeartbeat("reconcile loop", beatTimeout),
 		alerted:    notify.NewHeartbeat("alert pipeline", beatTimeout),
 	}
 	if cfg.HostVisibility != 0 {
-		m, err := monitor.Load(monitor.Options{Kinds: cfg.HostVisibility, RatePerCPU: telemetryRatePerCPU,
-			BurstPerCPU: telemetryBurstPerCPU, Ignore: uint32(os.Getpid()), Logger: log})
+		m, err := monitor.Load(monitor.Options{Kinds: cfg.HostVisibility, RatePerCPU: uint64(cfg.TelemetryRate),
+			BurstPerCPU: telemetryBurst * uint64(cfg.TelemetryRate), Ignore: uint32(os.Getpid()), Logger: log})
 		if err != nil {
 			// Visibility is not enforcement: go on without it, loudly.
 			log.Error("visibility unavailable: no process, file or network logs", "hostVisibility", cfg.HostVisibility.String(), "error", err)
@@ -209,6 +223,27 @@ func (d *daemon) run(ctx context.Context) error {
 			defer wg.Done()
 			d.observe(ctx, telemetry)
 		}()
+	}
+	if d.opts.API != nil {
+		// Listening before READY=1, so that karmor works as soon as
+		// systemd says the service started. The API is how people look,
+		// not what enforces: without it the daemon goes on, loudly.
+		if ln, err := api.Listen(d.opts.Config.APISocket); err != nil {
+			d.log.Error("local API not served: karmor cannot reach this daemon", "error", err)
+		} else {
+			wg.Go(func() {
+				if err := d.opts.API.Serve(ctx, ln, d); err != nil {
+					d.log.Error("local API stopped: karmor cannot reach this daemon", "error", err)
+				}
+			})
+		}
+	}
+	if addr := d.opts.Config.MetricsAddress; addr != "" {
+		wg.Go(func() {
+			if err := metrics.Serve(ctx, addr, d.counters, d.log); err != nil {
+				d.log.Error("metrics not served", "error", err)
+			}
+		})
 	}
 	events := make(chan enforcer.Event, eventQueue)
 	wg.Add(4)
@@ -323,6 +358,7 @@ func (d *daemon) reconcile(reason string) error {
 		}
 	}
 	if !res.Changed && d.sets.current() != nil {
+		d.setFiles(res.Files)
 		d.log.Debug("policy set unchanged", "reason", reason)
 		return nil
 	}
@@ -335,6 +371,7 @@ func (d *daemon) reconcile(reason string) error {
 		return fmt.Errorf("apply policy set %d: %w", res.Set.Version(), err)
 	}
 	res.Commit()
+	d.setFiles(res.Files)
 	kinds := res.Set.CountByKind()
 	d.log.Info("policy set applied", "reason", reason, "version", res.Set.Version(), "rules", res.Set.Len(),
 		"process_rules", kinds[policy.KindProcess], "summary", res.Summary(), "enforcer", d.enf.Name())
@@ -371,10 +408,14 @@ func (d *daemon) pipeline(ctx context.Context, events <-chan enforcer.Event) {
 			return
 		case <-tick.C:
 		case ev := <-events:
-			if err := d.opts.Alerts.Write(record.FromEvent(ev, rc)); err != nil {
+			a := record.FromEvent(ev, rc)
+			if err := d.opts.Alerts.Write(a); err != nil {
 				if d.writeErrors.Add(1) == 1 {
 					d.log.Error("alert not written (counted; further errors are only counted)", "error", err)
 				}
+			}
+			if d.opts.API != nil {
+				d.opts.API.Write(a) // never blocks; a slow client loses its own
 			}
 		}
 	}
@@ -404,11 +445,15 @@ func (d *daemon) observe(ctx context.Context, events <-chan monitor.Event) {
 		case monitor.Exit:
 			tree.Exit(ev.PID)
 		}
-		if d.opts.Logs == nil {
-			continue
-		}
 		l, ok := record.FromMonitor(ev, lc)
 		if !ok {
+			continue
+		}
+		d.summary.add(ev, l)
+		if d.opts.API != nil {
+			d.opts.API.Write(l)
+		}
+		if d.opts.Logs == nil {
 			continue
 		}
 		if err := d.opts.Logs.Write(l); err != nil {
@@ -427,31 +472,34 @@ func parentExe(pid uint32) string {
 	return exe
 }
 
-// logStats writes the counters when any of them moved, and the decisions
-// of each policy in force.
+// logStats writes every counter, grouped by stage, when any of them
+// moved, and the decisions of each policy in force.
 func (d *daemon) logStats() {
-	if d.monitor != nil {
-		if t := d.monitor.Stats(); t != d.lastTelemetry {
-			d.lastTelemetry = t
-			d.log.Info("telemetry counters", "seen", t.Seen, "delivered", t.Delivered, "lost", t.Lost(),
-				"throttled", t.Throttled, "ring_full", t.RingFull, "scratch_busy", t.Busy, "queue_full", t.QueueFull,
-				"malformed", t.Malformed, "untracked", t.Untracked, "log_write_errors", d.logErrors.Load())
+	cs := d.counters()
+	values := make([]uint64, len(cs))
+	groups := map[string][]any{}
+	var stages []string
+	for i, c := range cs {
+		values[i] = c.Value
+		if _, ok := groups[c.Stage]; !ok {
+			stages = append(stages, c.Stage)
 		}
+		groups[c.Stage] = append(groups[c.Stage], slog.Uint64(c.Name, c.Value))
 	}
-	st := d.enf.Stats()
-	if st == d.lastStats {
+	if slices.Equal(values, d.lastCounters) {
 		return
 	}
-	d.lastStats = st
+	d.lastCounters = values
 	if version, counts := d.enf.RuleStats(); len(counts) > 0 {
 		if line := d.policyCounts(version, counts); line != "" {
 			d.log.Info("decisions by policy", "version", version, "policies", line)
 		}
 	}
-	d.log.Info("counters", "decisions", st.Decisions, "denied", st.Denied, "audited", st.Audited,
-		"alerts_lost", st.AlertsLost, "events_lost", st.EventsLost, "undelivered", st.Undelivered,
-		"malformed", st.Malformed, "paths_truncated", st.PathsTruncated, "scratch_busy", st.ScratchBusy,
-		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "alert_write_errors", d.writeErrors.Load())
+	attrs := make([]any, 0, len(stages))
+	for _, st := range stages {
+		attrs = append(attrs, slog.Group(st, groups[st]...))
+	}
+	d.log.Info("counters", attrs...)
 }
 
 // policyCounts sums rule decisions per policy: "name: allowed A, audited B,

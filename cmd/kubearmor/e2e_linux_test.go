@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/kubearmor/kubearmor-host/daemon/api/feeder"
+	"github.com/kubearmor/kubearmor-host/daemon/api/hostpb"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
@@ -60,12 +67,13 @@ type proc struct {
 	hostLogs chan record.Log
 	logs     chan string
 	notify   chan string
+	api      string // the local API's socket
 
 	mu  sync.Mutex
 	all []string // every log line, for failure messages
 }
 
-func startDaemon(t *testing.T, policyDir string, args ...string) *proc {
+func startDaemon(t testing.TB, policyDir string, args ...string) *proc {
 	t.Helper()
 	testutils.RequireRoot(t)
 	sock := filepath.Join(t.TempDir(), "notify")
@@ -78,6 +86,7 @@ func startDaemon(t *testing.T, policyDir string, args ...string) *proc {
 		hostLogs: make(chan record.Log, 1<<16),
 		logs:     make(chan string, 1024),
 		notify:   make(chan string, 64),
+		api:      filepath.Join(t.TempDir(), "run", "kubearmor.sock"),
 	}
 	go func() {
 		buf := make([]byte, 4096)
@@ -90,7 +99,7 @@ func startDaemon(t *testing.T, policyDir string, args ...string) *proc {
 		}
 	}()
 	base := []string{"--config=", "--policyDir=" + policyDir, "--hostName=e2e-host",
-		"--logTarget=stderr", "--alertTarget=stdout", "--logLevel=debug"}
+		"--logTarget=stderr", "--alertTarget=stdout", "--logLevel=debug", "--apiSocket=" + p.api}
 	p.cmd = exec.Command(binary, append(base, args...)...)
 	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	stdout, err := p.cmd.StdoutPipe()
@@ -162,7 +171,7 @@ func (p *proc) log(line string) {
 }
 
 // stop sends SIGINT, as Ctrl-C does, and expects a clean exit.
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	t.Helper()
 	p.cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)
@@ -179,7 +188,7 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-func (p *proc) waitLog(t *testing.T, parts ...string) string {
+func (p *proc) waitLog(t testing.TB, parts ...string) string {
 	t.Helper()
 	// Generous: under TCG, loading and verifying the programs takes a
 	// while, more so while a test hammers exec beside it.
@@ -196,7 +205,7 @@ func (p *proc) waitLog(t *testing.T, parts ...string) string {
 	}
 }
 
-func (p *proc) waitNotify(t *testing.T, prefix string) string {
+func (p *proc) waitNotify(t testing.TB, prefix string) string {
 	t.Helper()
 	deadline := time.After(90 * time.Second)
 	for {
@@ -376,7 +385,7 @@ func TestHostLogs(t *testing.T) {
 		}
 	}
 	p.stop(t)
-	p.waitLog(t, "telemetry counters", "seen=")
+	p.waitLog(t, "counters", "telemetry.seen=", "telemetry.lost=0")
 }
 
 // TestHostLogsOff: visibility none loads no monitor and logs nothing.
@@ -565,5 +574,183 @@ func TestSurvivesKill(t *testing.T) {
 	second.stop(t)
 	if _, err := os.Stat(pins); !os.IsNotExist(err) {
 		t.Errorf("pins left after a deliberate stop: %v", err)
+	}
+}
+
+// TestLocalAPI drives the daemon through its local API, as karmor does:
+// with logs going nowhere else, a WatchLogs client sees a program run, a
+// WatchAlerts client sees its alert, the summary has the loopback server's
+// bind point, and the probe names the enforcer, its reason, each policy
+// file's status and the counters.
+func TestLocalAPI(t *testing.T) {
+	work := t.TempDir()
+	prog := filepath.Join(work, "bin", "true") // busybox picks its applet by name
+	testutils.CopyFile(t, "/bin/busybox", prog, 0o755)
+	dir := t.TempDir()
+	good := writePolicy(t, dir, "audit-prog.yaml", hostPolicy("audit-prog",
+		"  process:\n    matchPaths:\n    - path: "+prog+"\n  action: Audit\n"))
+	broken := writePolicy(t, dir, "broken.yaml", hostPolicy("broken", "  process:\n    matchPaths:\n    - path: relative\n  action: Audit\n"))
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := free.Addr().String()
+	free.Close()
+	p := startDaemon(t, dir, "--hostVisibility=process,file,network", "--hostLogTarget=none", "--metricsAddress="+metricsAddr)
+	p.waitNotify(t, "READY=1")
+	fi, err := os.Stat(p.api)
+	if err != nil {
+		t.Fatalf("no API socket: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("API socket mode %v, want 0600", fi.Mode())
+	}
+	conn, err := grpc.NewClient("unix://"+p.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	logs := feeder.NewLogServiceClient(conn)
+	logStream, err := logs.WatchLogs(ctx, &feeder.RequestMessage{Filter: "system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alertStream, err := logs.WatchAlerts(ctx, &feeder.RequestMessage{Filter: "policy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stream is subscribed when its first message reaches the daemon,
+	// not when the call returns: wait until the daemon counts both.
+	host := hostpb.NewHostClient(conn)
+	waitCounter(t, ctx, host, "api", "log_subscribers", 1)
+	waitCounter(t, ctx, host, "api", "alert_subscribers", 1)
+
+	cmd := exec.Command(prog)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		l, err := logStream.Recv()
+		if err != nil {
+			t.Fatalf("WatchLogs: %v", err)
+		}
+		if l.Operation == "Process" && l.Resource == prog && l.HostPID == int32(cmd.Process.Pid) && l.Type == record.TypeHostLog &&
+			l.HostName == "e2e-host" && l.Result == record.ResultPassed {
+			break
+		}
+	}
+	for {
+		a, err := alertStream.Recv()
+		if err != nil {
+			t.Fatalf("WatchAlerts: %v", err)
+		}
+		if a.Resource == prog {
+			if a.PolicyName != "audit-prog" || a.Action != "Audit" || a.Operation != "Process" || a.Type != record.TypeMatchedHostPolicy {
+				t.Errorf("alert over the API: %+v", a)
+			}
+			break
+		}
+	}
+
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false) // Go listens with MPTCP by default where it can
+	ln, err := lc.Listen(ctx, "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	port := uint32(ln.Addr().(*net.TCPAddr).Port)
+	self, _ := os.Executable()
+	var bind *hostpb.NetRow
+	for bind == nil {
+		s, err := host.Summary(ctx, &hostpb.SummaryRequest{Type: "network"})
+		if err != nil {
+			t.Fatalf("Summary: %v", err)
+		}
+		if !s.Observing || len(s.Process) != 0 {
+			t.Fatalf("Summary(network): observing %v, %d process rows", s.Observing, len(s.Process))
+		}
+		for _, r := range s.Bind {
+			if r.Port == port && r.Address == "127.0.0.1" {
+				bind = r
+			}
+		}
+		if bind == nil {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("no bind row for 127.0.0.1:%d: %v", port, s.Bind)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	if bind.Protocol != "TCP" || bind.Command != self || bind.Count != 1 || bind.LastSeenUnixNano == 0 {
+		t.Errorf("bind row %+v, want TCP by %s, count 1", bind, self)
+	}
+
+	pr, err := host.Probe(ctx, &hostpb.ProbeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Enforcer == "" || pr.EnforcerReason == "" || pr.KernelRelease == "" || pr.PolicyDir != dir || pr.Rules != 1 ||
+		pr.Postures.GetFile() != "audit" || !slices.Equal(pr.Visibility, []string{"process", "file", "network"}) {
+		t.Errorf("probe: %+v", pr)
+	}
+	states := map[string]string{}
+	for _, f := range pr.PolicyFiles {
+		states[f.Path] = f.State
+		if f.Path == broken && !strings.Contains(f.Error, broken+":") {
+			t.Errorf("broken file's error does not name it with its line: %q", f.Error)
+		}
+	}
+	if states[good] != "active" || states[broken] != "rejected" {
+		t.Errorf("policy file states %v, want %s active and %s rejected", states, good, broken)
+	}
+	if seen := counter(pr, "telemetry", "seen"); seen == 0 {
+		t.Errorf("probe counters: telemetry seen 0 after a program ran: %v", pr.Counters)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nkubearmor_telemetry_seen_total ", "# TYPE kubearmor_api_log_subscribers gauge\n", "\nkubearmor_enforcer_denied_total "} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	p.stop(t)
+	if _, err := os.Stat(p.api); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("API socket left after the daemon stopped: %v", err)
+	}
+}
+
+func counter(pr *hostpb.ProbeReply, stage, name string) uint64 {
+	for _, c := range pr.Counters {
+		if c.Stage == stage && c.Name == name {
+			return c.Value
+		}
+	}
+	return 0
+}
+
+// waitCounter polls the probe until a counter reaches want.
+func waitCounter(t testing.TB, ctx context.Context, host hostpb.HostClient, stage, name string, want uint64) {
+	t.Helper()
+	for {
+		pr, err := host.Probe(ctx, &hostpb.ProbeRequest{})
+		if err != nil {
+			t.Fatalf("Probe: %v", err)
+		}
+		if counter(pr, stage, name) >= want {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("counter %s/%s never reached %d", stage, name, want)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

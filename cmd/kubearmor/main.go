@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubearmor/kubearmor-host/daemon"
+	"github.com/kubearmor/kubearmor-host/daemon/api"
 	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/daemon/journal"
 	"github.com/kubearmor/kubearmor-host/daemon/notify"
@@ -72,7 +73,10 @@ func run(args []string) error {
 		return fmt.Errorf("set up logging: %w", err)
 	}
 	defer closeLog.Close()
-	log := slog.New(handler)
+	// The local API streams the daemon's own log lines too.
+	apiServer := api.New(cfg.HostName, api.DefaultQueue, nil)
+	log := slog.New(apiServer.Messages(handler))
+	apiServer.SetLogger(log)
 	log.Info("kubearmor starting", "version", version, "log_target", target, "config", cfg)
 
 	// One writer for stdout, so that alert and log lines never interleave.
@@ -100,6 +104,8 @@ func run(args []string) error {
 		Notifier: notify.New(os.LookupEnv, log),
 		Alerts:   alerts,
 		Logs:     logs,
+		API:      apiServer,
+		Version:  version,
 		Reload:   hup,
 		Load:     daemon.LoadEnforcer,
 		// Under systemd (INVOCATION_ID), ExecStopPost decides whether the

@@ -104,6 +104,9 @@ type Config struct {
 	ReloadDebounce                 time.Duration
 	BPFPinPath                     string
 	StateDir                       string
+	APISocket                      string
+	MetricsAddress                 string // "" when off
+	TelemetryRate                  uint32 // per CPU per second
 
 	nodeLabels map[string]string
 	origins    map[string]string
@@ -318,6 +321,9 @@ type rawConfig struct {
 	ReloadDebounce                 time.Duration     `mapstructure:"reloadDebounce"`
 	BPFPinPath                     string            `mapstructure:"bpfPinPath"`
 	StateDir                       string            `mapstructure:"stateDir"`
+	APISocket                      string            `mapstructure:"apiSocket"`
+	MetricsAddress                 string            `mapstructure:"metricsAddress"`
+	TelemetryRate                  string            `mapstructure:"telemetryRate"`
 }
 
 func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]string, file string) (Config, error) {
@@ -337,6 +343,9 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		KeyHostLogTarget:                  r.HostLogTarget,
 		KeyBPFPinPath:                     r.BPFPinPath,
 		KeyStateDir:                       r.StateDir,
+		KeyAPISocket:                      r.APISocket,
+		KeyMetricsAddress:                 r.MetricsAddress,
+		KeyTelemetryRate:                  r.TelemetryRate,
 	}
 	typed := map[string]any{}
 	for _, k := range ks {
@@ -380,6 +389,9 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		ReloadDebounce:                 r.ReloadDebounce,
 		BPFPinPath:                     typed[KeyBPFPinPath].(string),
 		StateDir:                       typed[KeyStateDir].(string),
+		APISocket:                      typed[KeyAPISocket].(string),
+		MetricsAddress:                 typed[KeyMetricsAddress].(string),
+		TelemetryRate:                  typed[KeyTelemetryRate].(uint32),
 		nodeLabels:                     labels,
 		origins:                        origins,
 	}, nil
@@ -472,6 +484,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration(KeyReloadDebounce, c.ReloadDebounce),
 		slog.String(KeyBPFPinPath, c.BPFPinPath),
 		slog.String(KeyStateDir, c.StateDir),
+		slog.String(KeyAPISocket, c.APISocket),
+		slog.String(KeyMetricsAddress, c.MetricsAddress),
+		slog.Uint64(KeyTelemetryRate, uint64(c.TelemetryRate)),
 	)
 }
 

@@ -33,6 +33,8 @@ func defaults() Config {
 		ReloadDebounce:                 200 * time.Millisecond,
 		BPFPinPath:                     "/sys/fs/bpf/kubearmor",
 		StateDir:                       "/var/lib/kubearmor",
+		APISocket:                      "/run/kubearmor/kubearmor.sock",
+		TelemetryRate:                  20000,
 	}
 }
 
@@ -94,8 +96,10 @@ nodeLabels:
   tier: db
 logLevel: debug
 reloadDebounce: 1s
+telemetryRate: 50000
 `),
 			want: func(c *Config) {
+				c.TelemetryRate = 50000
 				c.File = "@FILE@"
 				c.PolicyDir = "/srv/policies"
 				c.Enforcer = EnforcerBPFLSM
@@ -223,6 +227,26 @@ reloadDebounce: 1s
 			name:    "relative path",
 			yaml:    ptr("stateDir: var/lib/kubearmor\n"),
 			wantErr: `@FILE@:1: stateDir: must be an absolute path, got "var/lib/kubearmor"`,
+		},
+		{
+			name:    "metrics on a public address",
+			yaml:    ptr("stateDir: /var/lib/kubearmor\nmetricsAddress: 0.0.0.0:9102\n"),
+			wantErr: `@FILE@:2: metricsAddress: must be on a loopback address (127.0.0.1, ::1, localhost), got "0.0.0.0:9102"`,
+		},
+		{
+			name:    "telemetry rate zero",
+			yaml:    ptr("telemetryRate: 0\n"),
+			wantErr: `@FILE@:1: telemetryRate: must be a whole number of events per second from 1 to 10000000, got "0"`,
+		},
+		{
+			name:    "telemetry rate not a number",
+			yaml:    ptr("telemetryRate: fast\n"),
+			wantErr: `@FILE@:1: telemetryRate: must be a whole number of events per second from 1 to 10000000, got "fast"`,
+		},
+		{
+			name:    "metrics without a port",
+			yaml:    ptr("metricsAddress: 127.0.0.1\n"),
+			wantErr: `@FILE@:1: metricsAddress: must be host:port on a loopback address, or empty: address 127.0.0.1: missing port in address`,
 		},
 		{
 			name:    "bad label value names the label's line",
@@ -405,7 +429,7 @@ func TestLogValueAndCopies(t *testing.T) {
 	want := `file="(none)" policyDir="/etc/kubearmor/policies" enforcer="auto" hostDefaultFilePosture="audit" ` +
 		`hostDefaultNetworkPosture="audit" hostDefaultCapabilitiesPosture="audit" hostName="testhost" ` +
 		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" hostVisibility="process,file,network" hostLogTarget="none" reloadDebounce="200ms" ` +
-		`bpfPinPath="/sys/fs/bpf/kubearmor" stateDir="/var/lib/kubearmor"`
+		`bpfPinPath="/sys/fs/bpf/kubearmor" stateDir="/var/lib/kubearmor" apiSocket="/run/kubearmor/kubearmor.sock" metricsAddress="" telemetryRate="20000"`
 	if got := cfg.String(); got != want {
 		t.Errorf("String:\n got %s\nwant %s", got, want)
 	}

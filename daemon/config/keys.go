@@ -2,9 +2,12 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +32,9 @@ const (
 	KeyReloadDebounce                 = "reloadDebounce"
 	KeyBPFPinPath                     = "bpfPinPath"
 	KeyStateDir                       = "stateDir"
+	KeyAPISocket                      = "apiSocket"
+	KeyMetricsAddress                 = "metricsAddress"
+	KeyTelemetryRate                  = "telemetryRate"
 )
 
 // EnvPrefix starts the name of every environment variable this package reads.
@@ -52,7 +58,14 @@ const (
 	kindDuration
 	kindLabels
 	kindVisibility
+	kindLoopback // host:port on a loopback address, or empty
+	kindRate     // events per second, 1 to maxTelemetryRate
 )
+
+// maxTelemetryRate bounds telemetryRate: beyond it the limit limits nothing
+// a CPU can produce, and a typo (an extra zero or two) should not pass for
+// a setting.
+const maxTelemetryRate = 10_000_000
 
 // key describes one setting. Defaults, env bindings, flags, the YAML check,
 // the help text and validation are all derived from this one table.
@@ -99,6 +112,12 @@ func keys() []key {
 			usage: "bpffs directory where programs and maps are pinned"},
 		{name: KeyStateDir, kind: kindPath, def: "/var/lib/kubearmor",
 			usage: "directory for persistent daemon state"},
+		{name: KeyAPISocket, kind: kindPath, def: "/run/kubearmor/kubearmor.sock",
+			usage: "unix socket of the local gRPC API (karmor's), root-only"},
+		{name: KeyTelemetryRate, kind: kindRate, def: "20000",
+			usage: "visibility events per second per CPU that the kernel lets through (bursts of twice that); the rest are counted as throttled"},
+		{name: KeyMetricsAddress, kind: kindLoopback, def: "",
+			usage: "loopback host:port to serve Prometheus metrics on, e.g. 127.0.0.1:9102; empty: off"},
 	}
 }
 
@@ -152,6 +171,14 @@ func (k key) parse(s string) (any, error) {
 		return d, nil
 	case kindLabels:
 		return parseLabelList(s)
+	case kindLoopback:
+		return s, checkLoopback(s)
+	case kindRate:
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || n < 1 || n > maxTelemetryRate {
+			return nil, fmt.Errorf("must be a whole number of events per second from 1 to %d, got %q", maxTelemetryRate, s)
+		}
+		return uint32(n), nil
 	case kindVisibility:
 		if _, err := monitor.ParseKinds(s); err != nil {
 			return nil, fmt.Errorf("must be a comma-separated list of process, file, network, capabilities, or none: %w", err)
@@ -160,6 +187,29 @@ func (k key) parse(s string) (any, error) {
 	default:
 		return s, checkHostName(s)
 	}
+}
+
+// checkLoopback accepts "" and host:port where host is a loopback IP
+// address or localhost: the counters say what the host does and how much
+// the daemon misses, which is not for the network.
+func checkLoopback(s string) error {
+	if s == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port on a loopback address, or empty: %w", err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("must be host:port with a port from 1 to 65535, got %q", s)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("must be on a loopback address (127.0.0.1, ::1, localhost), got %q", s)
+	}
+	return nil
 }
 
 // checkHostName rejects what cannot be a host name, so a stray quote or space

@@ -92,6 +92,10 @@ func (k key) parseNode(n *yaml.Node) (any, int, error) {
 	if k.kind == kindLabels {
 		return parseLabelNode(n)
 	}
+	if k.kind == kindRate && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
+		v, err := k.parse(n.Value)
+		return v, n.Line, err
+	}
 	if err := wantString(n, k.kind == kindDuration); err != nil {
 		return nil, n.Line, err
 	}

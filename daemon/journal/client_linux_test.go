@@ -4,8 +4,6 @@ package journal
 
 import (
 	"errors"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,85 +13,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kubearmor/kubearmor-host/daemon/journal/journaltest"
 )
 
-// fakeJournal is a stand-in for journald's native socket.
-type fakeJournal struct {
-	t    *testing.T
-	path string
-	conn *net.UnixConn
-}
-
-func newFakeJournal(t *testing.T) *fakeJournal {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "socket")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &fakeJournal{t: t, path: path, conn: conn}
-}
-
-// entry is one received entry, and whether it came as a memfd.
-type entry struct {
-	fields map[string][]string
-	memfd  bool
-	seals  int
-}
-
-func (j *fakeJournal) recv(wait time.Duration) (entry, bool) {
-	j.t.Helper()
-	buf := make([]byte, 256<<10)
-	oob := make([]byte, unix.CmsgSpace(4))
-	if err := j.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
-		j.t.Fatal(err)
-	}
-	n, oobn, _, _, err := j.conn.ReadMsgUnix(buf, oob)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return entry{}, false
-		}
-		j.t.Fatal(err)
-	}
-	var e entry
-	data := buf[:n]
-	if oobn > 0 {
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
-			j.t.Fatalf("control messages: %v %v", msgs, err)
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			j.t.Fatalf("rights: %v %v", fds, err)
-		}
-		f := os.NewFile(uintptr(fds[0]), "memfd")
-		defer f.Close()
-		e.memfd = true
-		if e.seals, err = unix.FcntlInt(f.Fd(), unix.F_GET_SEALS, 0); err != nil {
-			j.t.Fatalf("F_GET_SEALS: %v", err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			j.t.Fatal(err)
-		}
-		// The offset is shared with the sender's descriptor: read from 0.
-		if data, err = io.ReadAll(io.NewSectionReader(f, 0, fi.Size())); err != nil {
-			j.t.Fatal(err)
-		}
-	}
-	fields, err := parseNative(data)
-	if err != nil {
-		j.t.Fatalf("parse %q: %v", data, err)
-	}
-	e.fields = fields
-	return e, true
-}
-
 func TestClientSend(t *testing.T) {
-	j := newFakeJournal(t)
-	c, err := NewClient(j.path, "")
+	j := journaltest.New(t)
+	c, err := NewClient(j.Path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,32 +77,32 @@ func TestClientSend(t *testing.T) {
 				if c.Errors() != before+1 {
 					t.Errorf("error not counted")
 				}
-				if e, ok := j.recv(50 * time.Millisecond); ok {
-					t.Errorf("sent despite the error: %v", e.fields)
+				if e, ok := j.Recv(50 * time.Millisecond); ok {
+					t.Errorf("sent despite the error: %v", e.Fields)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, ok := j.recv(2 * time.Second)
+			e, ok := j.Recv(2 * time.Second)
 			if !ok {
 				t.Fatal("nothing received")
 			}
-			if e.memfd != tt.wantMemfd {
-				t.Errorf("memfd = %v, want %v", e.memfd, tt.wantMemfd)
+			if e.Memfd != tt.wantMemfd {
+				t.Errorf("memfd = %v, want %v", e.Memfd, tt.wantMemfd)
 			}
-			if e.memfd {
+			if e.Memfd {
 				want := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE | unix.F_SEAL_SEAL
-				if e.seals&want != want {
-					t.Errorf("seals = %#x, want %#x", e.seals, want)
+				if e.Seals&want != want {
+					t.Errorf("seals = %#x, want %#x", e.Seals, want)
 				}
 			}
-			if !reflect.DeepEqual(e.fields, tt.want) {
+			if !reflect.DeepEqual(e.Fields, tt.want) {
 				if len(tt.message) > 100 {
-					t.Errorf("fields differ (sizes: MESSAGE %d)", len(e.fields["MESSAGE"]))
+					t.Errorf("fields differ (sizes: MESSAGE %d)", len(e.Fields["MESSAGE"]))
 				} else {
-					t.Errorf("fields:\n got %q\nwant %q", e.fields, tt.want)
+					t.Errorf("fields:\n got %q\nwant %q", e.Fields, tt.want)
 				}
 			}
 		})

@@ -2,45 +2,9 @@ package journal
 
 import (
 	"bytes"
-	"encoding/binary"
-	"fmt"
 	"strings"
 	"testing"
 )
-
-// parseNative decodes the native protocol the way journald does, so tests
-// check what was sent rather than how it was built.
-func parseNative(b []byte) (map[string][]string, error) {
-	m := map[string][]string{}
-	for len(b) > 0 {
-		i := bytes.IndexAny(b, "=\n")
-		if i < 0 {
-			return nil, fmt.Errorf("field without = or newline: %q", b)
-		}
-		name := string(b[:i])
-		if b[i] == '=' {
-			j := bytes.IndexByte(b[i+1:], '\n')
-			if j < 0 {
-				return nil, fmt.Errorf("field %s: no terminating newline", name)
-			}
-			m[name] = append(m[name], string(b[i+1:i+1+j]))
-			b = b[i+1+j+1:]
-			continue
-		}
-		b = b[i+1:]
-		if len(b) < 8 {
-			return nil, fmt.Errorf("field %s: short length", name)
-		}
-		n := binary.LittleEndian.Uint64(b)
-		b = b[8:]
-		if uint64(len(b)) < n+1 || b[n] != '\n' {
-			return nil, fmt.Errorf("field %s: length %d does not fit or lacks newline", name, n)
-		}
-		m[name] = append(m[name], string(b[:n]))
-		b = b[n+1:]
-	}
-	return m, nil
-}
 
 func TestValidFieldName(t *testing.T) {
 	tests := []struct {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kubearmor/kubearmor-host/daemon/journal/journaltest"
 )
 
 // streamOf returns the JOURNAL_STREAM value systemd would set for f.
@@ -54,7 +56,7 @@ func TestStderrIsJournal(t *testing.T) {
 }
 
 func TestNewLogHandler(t *testing.T) {
-	j := newFakeJournal(t)
+	j := journaltest.New(t)
 	stderr := tempFile(t, "stderr")
 	matching := map[string]string{"JOURNAL_STREAM": streamOf(t, stderr)}
 	tests := []struct {
@@ -79,7 +81,7 @@ func TestNewLogHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			socket := tt.socket
 			if socket == "" {
-				socket = j.path
+				socket = j.Path
 			}
 			h, closer, got, err := NewLogHandler(LogOptions{
 				Target:    tt.target,
@@ -103,9 +105,9 @@ func TestNewLogHandler(t *testing.T) {
 			}
 			slog.New(h).Debug("probe", "policy_file", "a.yaml")
 			if got == TargetJournald {
-				e, ok := j.recv(2e9)
-				if !ok || e.fields["MESSAGE"][0] != "probe" || e.fields["POLICY_FILE"][0] != "a.yaml" || e.fields["PRIORITY"][0] != "7" {
-					t.Errorf("journald got %v", e.fields)
+				e, ok := j.Recv(2e9)
+				if !ok || e.Fields["MESSAGE"][0] != "probe" || e.Fields["POLICY_FILE"][0] != "a.yaml" || e.Fields["PRIORITY"][0] != "7" {
+					t.Errorf("journald got %v", e.Fields)
 				}
 				return
 			}

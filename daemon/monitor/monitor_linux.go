@@ -4,7 +4,6 @@ package monitor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -140,14 +140,23 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 		}
 	}()
 	var rec ringbuf.Record
+	var clock enforcer.BootClock
+	// The programs wake the reader only once the ring fills a little (see
+	// KA_VIS_WAKEUP_BYTES): it polls too, so a lone event waits at most
+	// pollInterval.
+	rd.SetDeadline(time.Now().Add(pollInterval))
 	for {
 		if err := rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				rd.SetDeadline(time.Now().Add(pollInterval))
+				continue
+			}
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) {
 				return nil
 			}
 			return fmt.Errorf("read telemetry ring buffer: %w", err)
 		}
-		ev, err := m.decode(rec.RawSample)
+		ev, err := decode(rec.RawSample, &clock)
 		if err != nil {
 			m.malformed.Add(1)
 			continue
@@ -160,6 +169,10 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 		}
 	}
 }
+
+// pollInterval is the longest an event waits in the ring buffer for the
+// reader while the ring is nearly empty.
+const pollInterval = 10 * time.Millisecond
 
 // Detach stops observing; Run returns once it has read what is left.
 func (m *Monitor) Detach() error {
@@ -215,19 +228,22 @@ func (m *Monitor) Close() error {
 
 var headerSize = int(unsafe.Sizeof(visibilityVisEvent{}))
 
-func (m *Monitor) decode(raw []byte) (Event, error) {
+// decode turns a record into an Event, converting its boot-clock time with
+// clock. The header is copied as it lies: the kernel wrote it in this
+// machine's byte order and the C layout that bpf2go's Go struct mirrors
+// (padding included), which is what a reflective decode would rebuild
+// field by field at many times the cost.
+func decode(raw []byte, clock *enforcer.BootClock) (Event, error) {
 	var h visibilityVisEvent
 	if len(raw) < headerSize {
 		return Event{}, fmt.Errorf("telemetry record of %d bytes is shorter than its header", len(raw))
 	}
-	if _, err := binary.Decode(raw[:headerSize], binary.LittleEndian, &h); err != nil {
-		return Event{}, err
-	}
+	h = *(*visibilityVisEvent)(unsafe.Pointer(unsafe.SliceData(raw)))
 	if int(h.PathLen) > len(raw)-headerSize {
 		return Event{}, fmt.Errorf("telemetry record claims %d path bytes, has %d", h.PathLen, len(raw)-headerSize)
 	}
 	ev := Event{
-		Time:      enforcer.BootTime(h.Ts),
+		Time:      clock.Time(h.Ts),
 		Type:      Type(h.Type),
 		PID:       h.Tgid,
 		TID:       h.Pid,

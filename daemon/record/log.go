@@ -51,7 +51,7 @@ type LogContext struct {
 func FromMonitor(ev monitor.Event, c LogContext) (Log, bool) {
 	l := Log{
 		Timestamp:   ev.Time.Unix(),
-		UpdatedTime: ev.Time.UTC().Format(timeLayout),
+		UpdatedTime: UpdatedTime(ev.Time),
 		HostName:    c.HostName,
 		HostPPID:    int32(ev.PPID),
 		HostPID:     int32(ev.PID),

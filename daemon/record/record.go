@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/policy"
@@ -50,8 +51,42 @@ type Alert struct {
 	Result            string   `json:"Result"`
 }
 
-// timeLayout is KubeArmor's UpdatedTime format.
-const timeLayout = "2006-01-02T15:04:05.000000Z"
+// TimeLayout is KubeArmor's UpdatedTime format; UpdatedTime formats it.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// UpdatedTime formats t in UTC as TimeLayout, several times faster than
+// Format: the daemon does it for every log, a hundred thousand a second
+// under a flood.
+func UpdatedTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	var b [len(TimeLayout)]byte
+	put := func(at, width, v int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	if year < 0 || year > 9999 {
+		return t.Format(TimeLayout)
+	}
+	put(0, 4, year)
+	b[4] = '-'
+	put(5, 2, int(month))
+	b[7] = '-'
+	put(8, 2, day)
+	b[10] = 'T'
+	put(11, 2, hour)
+	b[13] = ':'
+	put(14, 2, minute)
+	b[16] = ':'
+	put(17, 2, sec)
+	b[19] = '.'
+	put(20, 6, t.Nanosecond()/1000)
+	b[26] = 'Z'
+	return string(b[:])
+}
 
 // Context is what an event needs beyond itself to become an alert.
 type Context struct {
@@ -69,7 +104,7 @@ type Context struct {
 func FromEvent(ev enforcer.Event, c Context) Alert {
 	a := Alert{
 		Timestamp:   ev.Time.Unix(),
-		UpdatedTime: ev.Time.UTC().Format(timeLayout),
+		UpdatedTime: UpdatedTime(ev.Time),
 		HostName:    c.HostName,
 		HostPPID:    int32(ev.PPID),
 		HostPID:     int32(ev.PID),

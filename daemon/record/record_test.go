@@ -146,3 +146,17 @@ func TestJSONWriter(t *testing.T) {
 		t.Errorf("output %q", buf.String())
 	}
 }
+
+func TestUpdatedTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 26, 10, 0, 0, 123456789, time.UTC),
+		time.Date(1999, 1, 2, 3, 4, 5, 6000, time.FixedZone("east", 5*3600)),
+		time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Unix(0, 0),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		if got, want := UpdatedTime(tm), tm.UTC().Format(TimeLayout); got != want {
+			t.Errorf("UpdatedTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
