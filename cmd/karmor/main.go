@@ -1,6 +1,7 @@
-// Command karmor is the kubearmor command-line client: it validates
-// policies with the daemon's own checks and reports what this host can
-// enforce.
+// Command karmor is the kubearmor command-line client: it streams the
+// daemon's alerts and logs, shows its live profile and summaries, reports
+// what it runs with (or, without it, what this host could enforce with),
+// and validates policies with the daemon's own checks.
 package main
 
 import (
@@ -9,6 +10,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kubearmor/kubearmor-host/daemon/api/client"
 )
 
 var version = "0.1.0-dev"
@@ -25,20 +28,28 @@ func main() {
 	case err == nil:
 	case errors.As(err, &ee):
 		os.Exit(ee.code)
+	case noDaemon(err):
+		fmt.Fprintln(os.Stderr, "karmor:", err)
+		os.Exit(exitNoDaemon)
 	default:
 		fmt.Fprintln(os.Stderr, "karmor:", err)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
 }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "karmor",
-		Short:         "Client for the kubearmor host security daemon",
+		Use:   "karmor",
+		Short: "Client for the kubearmor host security daemon",
+		Long: `karmor talks to the kubearmor daemon on this host through its local API
+(a root-only unix socket). Exit status: 0 on success, 1 when a check fails
+(a bad policy file), 2 on usage and other errors, 3 when the daemon is not
+running.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newPolicyCmd(), newProbeCmd())
+	root.PersistentFlags().String(socketFlag, client.DefaultSocket, "the daemon's API socket (its apiSocket setting)")
+	root.AddCommand(newLogsCmd(), newProfileCmd(), newSummaryCmd(), newProbeCmd(), newPolicyCmd())
 	return root
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubearmor/kubearmor-host/cmd/karmor/internal/render"
 	"github.com/kubearmor/kubearmor-host/enforcer/bpflsm"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/policy"
@@ -14,8 +15,59 @@ import (
 
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Work with KubeArmorHostPolicy files"}
-	cmd.AddCommand(newValidateCmd())
+	cmd.AddCommand(newValidateCmd(), newPolicyListCmd(), newPolicyStatusCmd())
 	return cmd
+}
+
+func newPolicyListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the policies in force, by file",
+		Long: `Lists the policies of every file the daemon loaded from its policy
+directory, and whether each selects this host.`,
+		Example: `  sudo karmor policy list`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := daemonProbe(cmd)
+			if err != nil {
+				return err
+			}
+			if len(p.PolicyFiles) == 0 {
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "No policy files in %s.\n", p.PolicyDir)
+				return err
+			}
+			return render.Policies(cmd.OutOrStdout(), p.PolicyFiles)
+		},
+	}
+}
+
+func newPolicyStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show each policy file's status in the daemon",
+		Long: `Shows each file of the policy directory as the daemon sees it: active, stale
+(its latest version was refused; the last good one stays in force) or
+rejected, with the error naming the file, line and field, and the policy set
+in force. Exit status 1 when any file is stale or rejected.`,
+		Example: `  sudo karmor policy status`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := daemonProbe(cmd)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Policy set %d in force: %d rules from %s, enforced by %s.\n\n", p.PolicyVersion, p.Rules, p.PolicyDir, p.Enforcer)
+			if err := render.PolicyFiles(cmd.OutOrStdout(), p.PolicyFiles); err != nil {
+				return err
+			}
+			for _, f := range p.PolicyFiles {
+				if f.State != "active" {
+					return exitError{exitFailed}
+				}
+			}
+			return nil
+		},
+	}
 }
 
 func newValidateCmd() *cobra.Command {
@@ -39,7 +91,7 @@ when every file is good, 1 when any is not, 2 on usage errors.`,
 				return err
 			}
 			if !validate(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, policy.Host{Name: hostName}, check) {
-				return exitError{1}
+				return exitError{exitFailed}
 			}
 			return nil
 		},

@@ -8,22 +8,44 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kubearmor/kubearmor-host/cmd/karmor/internal/render"
+	"github.com/kubearmor/kubearmor-host/daemon/api/hostpb"
+
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 )
 
 func newProbeCmd() *cobra.Command {
 	var output string
+	var local bool
 	cmd := &cobra.Command{
 		Use:   "probe",
-		Short: "Show what this host can enforce with, and why",
-		Long: `Probes this host as the daemon does at start: kernel, BTF, the active LSMs,
-whether BPF-LSM programs really attach, whether AppArmor works, and which
-enforcer the daemon would choose, with the reason and how to enable what is
-missing. Run it as root: loading the probe program needs privileges.`,
+		Short: "Show what the daemon runs with, or what this host could enforce with",
+		Long: `When the daemon runs, shows what it reports: kernel, BTF, the active LSMs,
+the enforcer and why it was chosen, postures, visibility, each policy file's
+status and every counter. When it does not, probes this host as the daemon
+does at start: whether BPF-LSM programs really attach, whether AppArmor
+works, which enforcer the daemon would choose and why, and how to enable
+what is missing. Run it as root: the socket and the probe program need it.`,
 		Example: `  sudo karmor probe
-  sudo karmor probe -o json | jq .Choice`,
+  sudo karmor probe -o json | jq .enforcerReason
+  sudo karmor probe --local   # this host, even with the daemon running`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o: unknown format %q (text or json)", output)
+			}
+			if !local {
+				p, err := daemonProbe(cmd)
+				switch {
+				case err == nil && output == "json":
+					return printJSON(cmd.OutOrStdout(), p)
+				case err == nil:
+					return render.Probe(cmd.OutOrStdout(), p)
+				case !noDaemon(err):
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "karmor: %v; probing this host instead\n\n", err)
+			}
 			r := detect.Probe(cmd.Context())
 			choice, err := detect.Choose(detect.ConfigAuto, r)
 			if err != nil {
@@ -37,14 +59,14 @@ missing. Run it as root: loading the probe program needs privileges.`,
 					Report detect.Report
 					Choice detect.Choice
 				}{r, choice})
-			case "text":
+			default:
 				printProbe(cmd.OutOrStdout(), r, choice)
 				return nil
 			}
-			return fmt.Errorf("-o: unknown format %q (text or json)", output)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&local, "local", false, "probe this host even when the daemon runs")
 	return cmd
 }
 
@@ -63,4 +85,14 @@ func printProbe(w io.Writer, r detect.Report, c detect.Choice) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "Note:        %s\n", n)
 	}
+}
+
+// daemonProbe asks the daemon for its probe.
+func daemonProbe(cmd *cobra.Command) (*hostpb.ProbeReply, error) {
+	c, err := dial(cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Probe(cmd.Context())
 }

@@ -55,3 +55,54 @@ func logMessage(l record.Log) *feeder.Log {
 		Result:            l.Result,
 	}
 }
+
+// AlertRecord is the record a streamed alert was made from.
+func AlertRecord(a *feeder.Alert) record.Alert {
+	return record.Alert{
+		Timestamp:         a.GetTimestamp(),
+		UpdatedTime:       a.GetUpdatedTime(),
+		HostName:          a.GetHostName(),
+		HostPPID:          a.GetHostPPID(),
+		HostPID:           a.GetHostPID(),
+		PPID:              a.GetPPID(),
+		PID:               a.GetPID(),
+		UID:               a.GetUID(),
+		ProcessName:       a.GetProcessName(),
+		ParentProcessName: a.GetParentProcessName(),
+		PolicyName:        a.GetPolicyName(),
+		Severity:          a.GetSeverity(),
+		Tags:              a.GetTags(),
+		ATags:             a.GetATags(),
+		Message:           a.GetMessage(),
+		Type:              a.GetType(),
+		Source:            a.GetSource(),
+		Operation:         a.GetOperation(),
+		Resource:          a.GetResource(),
+		Data:              a.GetData(),
+		Enforcer:          a.GetEnforcer(),
+		Action:            a.GetAction(),
+		Result:            a.GetResult(),
+	}
+}
+
+// LogRecord is the record a streamed log was made from.
+func LogRecord(l *feeder.Log) record.Log {
+	return record.Log{
+		Timestamp:         l.GetTimestamp(),
+		UpdatedTime:       l.GetUpdatedTime(),
+		HostName:          l.GetHostName(),
+		HostPPID:          l.GetHostPPID(),
+		HostPID:           l.GetHostPID(),
+		PPID:              l.GetPPID(),
+		PID:               l.GetPID(),
+		UID:               l.GetUID(),
+		ProcessName:       l.GetProcessName(),
+		ParentProcessName: l.GetParentProcessName(),
+		Type:              l.GetType(),
+		Source:            l.GetSource(),
+		Operation:         l.GetOperation(),
+		Resource:          l.GetResource(),
+		Data:              l.GetData(),
+		Result:            l.GetResult(),
+	}
+}

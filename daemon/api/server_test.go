@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +272,36 @@ func TestMessages(t *testing.T) {
 	}
 	if extra, err := recvWithin(stream, 200*time.Millisecond); err == nil {
 		t.Errorf("unexpected message %q", extra.Message)
+	}
+}
+
+// TestConvertRoundTrip: a record streamed and turned back is the record,
+// for every field (filled by reflection, so a field added to the record
+// and forgotten in the conversion fails here).
+func TestConvertRoundTrip(t *testing.T) {
+	var a record.Alert
+	fill(reflect.ValueOf(&a).Elem())
+	if got := AlertRecord(alertMessage(a)); !reflect.DeepEqual(got, a) {
+		t.Errorf("alert round trip:\n got %+v\nwant %+v", got, a)
+	}
+	var l record.Log
+	fill(reflect.ValueOf(&l).Elem())
+	if got := LogRecord(logMessage(l)); !reflect.DeepEqual(got, l) {
+		t.Errorf("log round trip:\n got %+v\nwant %+v", got, l)
+	}
+}
+
+// fill gives every field of struct v a distinct non-zero value.
+func fill(v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name + "-value")
+		case reflect.Int32, reflect.Int64:
+			f.SetInt(int64(i + 1))
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"a", v.Type().Field(i).Name}))
+		}
 	}
 }
