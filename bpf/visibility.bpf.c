@@ -43,7 +43,8 @@ enum ka_vis_counter {
 	KA_VIS_CNT_MAX = 5,
 };
 
-/* A record: this header, then for exec and open the path (no NUL). */
+/* A record: this header, then for exec and open the path, and for exec the
+ * working directory (no NULs; lengths in the header). */
 struct vis_event {
 	__u64 ts;   /* bpf_ktime_get_boot_ns */
 	__u32 type; /* enum ka_vis_type */
@@ -63,11 +64,14 @@ struct vis_event {
 	__u8 laddr[16]; /* IPv4 in the first 4 bytes */
 	__u8 raddr[16];
 	__u8 comm[16];
+	__u8 tty[16];    /* exec: the controlling terminal's name ("pts0"), if any */
+	__u16 cwd_len;   /* exec: the working directory's length, after the path */
+	__u8 pad[6];
 };
 
 struct vis_buf {
 	struct vis_event hdr;
-	__u8 data[KA_PATH_MAX];
+	__u8 data[2 * KA_PATH_MAX];
 };
 
 struct ka_vis_btf_types {
@@ -212,24 +216,44 @@ static __always_inline __u64 wakeup(void)
 										       : BPF_RB_NO_WAKEUP;
 }
 
+/* submit sends the header and len bytes of data (at most two paths). */
 static __always_inline void submit(struct vis_buf *b, __u32 len)
 {
 	barrier_var(len);
-	len &= KA_PATH_MAX - 1;
-	b->hdr.path_len = len;
+	len &= 2 * KA_PATH_MAX - 1;
 	if (bpf_ringbuf_output(&telemetry, b, sizeof(b->hdr) + len, wakeup()))
 		vis_count(KA_VIS_CNT_RING_FULL);
 }
 
-/* copy_path puts the path collected in slot into b->data; its length. */
+/* copy_path puts the path collected in slot into b->data; its length,
+ * also in path_len. */
 static __always_inline __u32 copy_path(struct vis_buf *b, __u32 slot)
 {
 	struct path_buf *pb = path_string(slot);
+	__u32 len;
 
 	if (!pb)
 		return 0;
 	b->hdr.evflags = pb->flags;
-	return copy_string(b->data, pb);
+	len = copy_string(b->data, pb);
+	b->hdr.path_len = len;
+	return len;
+}
+
+/* copy_cwd puts the working directory collected in slot after the path of
+ * off bytes; its length, also in cwd_len. A truncated one is left out. */
+static __always_inline __u32 copy_cwd(struct vis_buf *b, __u32 off, __u32 slot)
+{
+	struct path_buf *pb = path_string(slot);
+	__u32 len;
+
+	if (!pb || pb->flags)
+		return 0;
+	barrier_var(off);
+	off &= KA_PATH_MAX - 1;
+	len = copy_string(&b->data[off], pb);
+	b->hdr.cwd_len = len;
+	return len;
 }
 
 static __always_inline int ignored(struct task_struct *t)
@@ -242,6 +266,7 @@ static __always_inline int ignored(struct task_struct *t)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(ka_vis_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
+	struct tty_struct *tty;
 	struct vis_buf *b;
 	__u64 *claim;
 	__u32 len;
@@ -254,6 +279,14 @@ int BPF_PROG(ka_vis_exec, struct task_struct *p, int old_pid, struct linux_binpr
 	fill(&b->hdr, KA_VIS_EXEC, p);
 	collect_file(BPF_CORE_READ(bprm, file), KA_PATH_OBJECT);
 	len = copy_path(b, KA_PATH_OBJECT);
+	/* The working directory and terminal, which the process tree keeps:
+	 * read here, since a short-lived process is gone from /proc before
+	 * the daemon reads its event. */
+	collect_path(BPF_CORE_READ(p, fs, pwd.mnt), BPF_CORE_READ(p, fs, pwd.dentry), KA_PATH_EXE);
+	len += copy_cwd(b, len, KA_PATH_EXE);
+	tty = BPF_CORE_READ(p, signal, tty);
+	if (tty)
+		BPF_CORE_READ_STR_INTO(&b->hdr.tty, tty, name);
 	submit(b, len);
 	release_scratch(claim);
 	return 0;
@@ -405,6 +438,7 @@ static __always_inline void file_exit(struct vis_buf *b, struct task_struct *t, 
 		b->hdr.oflags = p->nr == NR_OPEN ? p->arg1 : p->nr == NR_OPENAT ? p->arg2 : 0;
 		n = bpf_probe_read_user_str(b->data, KA_PATH_MAX, name);
 		len = n > 0 ? n - 1 : 0;
+		b->hdr.path_len = len;
 	}
 	submit(b, len);
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/proctree"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
 	"github.com/kubearmor/kubearmor-host/daemon/summary"
+	"github.com/kubearmor/kubearmor-host/daemon/usernames"
 	"github.com/kubearmor/kubearmor-host/daemon/watch"
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
@@ -98,6 +99,8 @@ type daemon struct {
 	loader  *loader.Loader
 	sets    setHistory
 
+	users *usernames.Cache
+
 	filesMu sync.Mutex
 	files   []loader.FileStatus // of the policy set in force
 
@@ -162,6 +165,7 @@ func Run(ctx context.Context, opts Options) error {
 		report:     report,
 		choice:     choice,
 		started:    time.Now(),
+		users:      usernames.New("/etc/passwd"),
 		summary:    lockedSummary{s: summary.New(summaryRows)},
 		loader:     loader.New(cfg.PolicyDir, host, postures),
 		reconciled: notify.NewHeartbeat("reconcile loop", beatTimeout),
@@ -398,6 +402,7 @@ func (d *daemon) pipeline(ctx context.Context, events <-chan enforcer.Event) {
 		Enforcer:  d.enf.Name(),
 		Rule:      d.sets.rule,
 		ParentExe: parentExe,
+		UserName:  d.users.Name,
 	}
 	tick := time.NewTicker(beatInterval)
 	defer tick.Stop()
@@ -429,8 +434,9 @@ func (d *daemon) observe(ctx context.Context, events <-chan monitor.Event) {
 		HostName: d.opts.Config.HostName,
 		Process: func(pid uint32) record.Process {
 			p, _ := tree.Lookup(pid)
-			return record.Process{Exe: p.Exe}
+			return record.Process{Exe: p.Exe, Cwd: p.Cwd, TTY: p.TTY}
 		},
+		UserName: d.users.Name,
 	}
 	for {
 		var ev monitor.Event
@@ -441,7 +447,7 @@ func (d *daemon) observe(ctx context.Context, events <-chan monitor.Event) {
 		}
 		switch ev.Type {
 		case monitor.Exec:
-			tree.Exec(ev.PID, ev.PPID, ev.Path)
+			tree.Exec(proctree.Proc{PID: ev.PID, PPID: ev.PPID, UID: ev.UID, Exe: ev.Path, Cwd: ev.Cwd, TTY: ev.TTY})
 		case monitor.Exit:
 			tree.Exit(ev.PID)
 		}

@@ -78,8 +78,13 @@ struct cred {
 	kuid_t fsuid;
 } __ka_core;
 
+struct tty_struct {
+	char name[64];
+} __ka_core;
+
 struct signal_struct {
 	atomic_t live;
+	struct tty_struct *tty;
 } __ka_core;
 
 struct fs_struct {

@@ -29,6 +29,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/api/feeder"
 	"github.com/kubearmor/kubearmor-host/daemon/api/hostpb"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
+	"github.com/kubearmor/kubearmor-host/daemon/usernames"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
 )
@@ -319,6 +320,10 @@ func TestHostLogs(t *testing.T) {
 	prog := filepath.Join(dir, "true")
 	testutils.CopyFile(t, "/bin/true", prog, 0o755)
 	self, _ := os.Executable()
+	wd, _ := os.Getwd()
+	wd, _ = filepath.EvalSymlinks(wd)
+	// The guests' initramfs has no passwd file: no name there.
+	rootName := usernames.New("/etc/passwd").Name(0)
 	cmd := exec.Command(prog)
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
@@ -350,7 +355,7 @@ func TestHostLogs(t *testing.T) {
 	wants := map[string]func(record.Log) bool{
 		"exec of the program": func(l record.Log) bool {
 			return l.Operation == "Process" && l.Resource == prog && l.ProcessName == prog && l.HostPID == int32(cmd.Process.Pid) &&
-				l.HostPPID == pid && l.Source == self && l.Data == "syscall=SYS_EXECVE"
+				l.HostPPID == pid && l.Source == self && l.Data == "syscall=SYS_EXECVE" && l.Cwd == wd && l.UserName == rootName
 		},
 		"open of the file": func(l record.Log) bool {
 			return l.Operation == "File" && l.Resource == file && l.HostPID == pid && l.Source == self &&

@@ -53,6 +53,8 @@ func logMessage(l record.Log) *feeder.Log {
 		Resource:          l.Resource,
 		Data:              l.Data,
 		Result:            l.Result,
+		Cwd:               l.Cwd,
+		TTY:               l.TTY,
 	}
 }
 
@@ -104,5 +106,7 @@ func LogRecord(l *feeder.Log) record.Log {
 		Resource:          l.GetResource(),
 		Data:              l.GetData(),
 		Result:            l.GetResult(),
+		Cwd:               l.GetCwd(),
+		TTY:               l.GetTTY(),
 	}
 }

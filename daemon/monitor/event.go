@@ -105,6 +105,9 @@ type Event struct {
 	// objects when the call succeeded, as the caller gave it otherwise.
 	Path      string
 	Truncated bool // Path did not fit
+	// Exec: the working directory ("" if it did not fit) and the
+	// controlling terminal ("pts0"; "" for none).
+	Cwd, TTY string
 	// Network: family (AF_*), socket type and protocol, and both ends.
 	// Connect's Remote and Bind's Local are the address the call named.
 	Family        uint8

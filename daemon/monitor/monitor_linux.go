@@ -239,8 +239,9 @@ func decode(raw []byte, clock *enforcer.BootClock) (Event, error) {
 		return Event{}, fmt.Errorf("telemetry record of %d bytes is shorter than its header", len(raw))
 	}
 	h = *(*visibilityVisEvent)(unsafe.Pointer(unsafe.SliceData(raw)))
-	if int(h.PathLen) > len(raw)-headerSize {
-		return Event{}, fmt.Errorf("telemetry record claims %d path bytes, has %d", h.PathLen, len(raw)-headerSize)
+	if int(h.PathLen)+int(h.CwdLen) > len(raw)-headerSize {
+		return Event{}, fmt.Errorf("telemetry record claims %d path and %d working directory bytes, has %d",
+			h.PathLen, h.CwdLen, len(raw)-headerSize)
 	}
 	ev := Event{
 		Time:      clock.Time(h.Ts),
@@ -252,6 +253,8 @@ func decode(raw []byte, clock *enforcer.BootClock) (Event, error) {
 		Ret:       h.Ret,
 		OpenFlags: h.Oflags,
 		Path:      string(raw[headerSize : headerSize+int(h.PathLen)]),
+		Cwd:       string(raw[headerSize+int(h.PathLen) : headerSize+int(h.PathLen)+int(h.CwdLen)]),
+		TTY:       unix.ByteSliceToString(h.Tty[:]),
 		Comm:      unix.ByteSliceToString(h.Comm[:]),
 		Family:    h.Family,
 		SockType:  h.SockType,

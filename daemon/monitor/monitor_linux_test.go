@@ -5,6 +5,7 @@ package monitor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,9 +86,15 @@ func TestObserve(t *testing.T) {
 	}
 	true_, _ = filepath.EvalSymlinks(true_)
 	cmd := exec.Command(true_)
+	// In dir, and on a terminal of its own: the exec event carries both.
+	cmd.Dir, _ = filepath.EvalSymlinks(dir)
+	tty, pts := openPTY(t)
+	cmd.Stdin = pts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
+	pts.Close()
 	child := uint32(cmd.Process.Pid)
 	if f, err := os.Open(file); err != nil {
 		t.Fatal(err)
@@ -129,6 +137,7 @@ func TestObserve(t *testing.T) {
 	}{
 		{"exec of true by the child", func(e Event) bool {
 			return e.Type == Exec && e.PID == child && e.PPID == self && e.Path == true_ && e.UID == 0 &&
+				e.Cwd == cmd.Dir && e.TTY == tty &&
 				!e.Time.Before(begun) && e.Time.Before(time.Now()) // boot clock turned into wall time
 		}},
 		{"exit of the child", func(e Event) bool { return e.Type == Exit && e.PID == child && e.Ret == 0 }},
@@ -265,4 +274,27 @@ func TestBurstBound(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "more than a minute") {
 		t.Errorf("burst 601 at 10/s: %v, want it refused", err)
 	}
+}
+
+// openPTY opens a new pseudo-terminal and returns the kernel's name for its
+// terminal side ("pts3", as tty_struct.name has it) and that side, open.
+func openPTY(t *testing.T) (string, *os.File) {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("no pseudo-terminals here (devpts): %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("pts%d", n), pts
 }

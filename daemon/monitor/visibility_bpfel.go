@@ -118,7 +118,7 @@ type visibilitySplitCtx struct {
 type visibilityVisBuf struct {
 	_    structs.HostLayout
 	Hdr  visibilityVisEvent
-	Data [4096]uint8
+	Data [8192]uint8
 }
 
 type visibilityVisEvent struct {
@@ -141,6 +141,9 @@ type visibilityVisEvent struct {
 	Laddr    [16]uint8
 	Raddr    [16]uint8
 	Comm     [16]uint8
+	Tty      [16]uint8
+	CwdLen   uint16
+	Pad      [6]uint8
 }
 
 // Names of all BPF objects in the ELF.

@@ -1,5 +1,6 @@
 // Package proctree remembers the live processes of the host (executable,
-// parent), fed by exec and exit events and seeded from /proc, so that logs
+// parent, user, working directory and terminal at exec), fed by exec and
+// exit events and seeded from /proc, so that logs
 // and alerts can name a process's program and its parent's after the
 // process is gone from /proc or has exec'd something else. It is bounded:
 // when full, the longest-unseen process makes room, and that is counted.
@@ -17,7 +18,10 @@ import (
 // Proc is what the tree knows of a process.
 type Proc struct {
 	PID, PPID uint32
+	UID       uint32 // real
 	Exe       string
+	Cwd       string // at exec ("" when unknown)
+	TTY       string // the controlling terminal, by the kernel's name for it ("pts0", "tty1"; "" when none)
 }
 
 // Tree is a bounded process table. It is not safe for concurrent use: one
@@ -51,8 +55,8 @@ func (t *Tree) Seed() {
 }
 
 // Exec records that pid, a child of ppid, now runs exe.
-func (t *Tree) Exec(pid, ppid uint32, exe string) {
-	t.procs.Put(pid, Proc{PID: pid, PPID: ppid, Exe: exe})
+func (t *Tree) Exec(p Proc) {
+	t.procs.Put(p.PID, p)
 }
 
 // Exit forgets pid.
@@ -86,19 +90,54 @@ func (t *Tree) read(pid uint32) (Proc, bool) {
 	}
 	p := Proc{PID: pid, Exe: exe}
 	if b, err := os.ReadFile(dir + "/stat"); err == nil {
-		p.PPID = ppidFromStat(b)
+		p.PPID, p.TTY = fromStat(b)
 	}
+	if b, err := os.ReadFile(dir + "/status"); err == nil {
+		p.UID = uidFromStatus(b)
+	}
+	p.Cwd, _ = os.Readlink(dir + "/cwd")
 	return p, true
 }
 
-// ppidFromStat reads field 4 of /proc/PID/stat; the command name (field 2)
-// is in parentheses and may hold spaces and parentheses itself.
-func ppidFromStat(b []byte) uint32 {
+// uidFromStatus reads the real uid from /proc/<pid>/status.
+func uidFromStatus(b []byte) uint32 {
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				n, _ := strconv.ParseUint(f[0], 10, 32)
+				return uint32(n)
+			}
+		}
+	}
+	return 0
+}
+
+// ttyName names a tty_nr of /proc/<pid>/stat as the kernel names the tty
+// (tty_struct.name, which the exec monitor reads): "" for none.
+func ttyName(nr uint64) string {
+	major, minor := (nr>>8)&0xfff, (nr&0xff)|((nr>>12)&0xfff00)
+	switch {
+	case nr == 0:
+		return ""
+	case major >= 136 && major <= 143: // Unix98 pseudo-terminals
+		return "pts" + strconv.FormatUint((major-136)*256+minor, 10)
+	case major == 4 && minor < 64:
+		return "tty" + strconv.FormatUint(minor, 10)
+	case major == 4:
+		return "ttyS" + strconv.FormatUint(minor-64, 10)
+	}
+	return strconv.FormatUint(major, 10) + ":" + strconv.FormatUint(minor, 10)
+}
+
+// fromStat reads the parent and the terminal from /proc/<pid>/stat, whose
+// command field may hold spaces and parentheses.
+func fromStat(b []byte) (ppid uint32, tty string) {
 	rest := b[bytes.LastIndexByte(b, ')')+1:]
-	f := strings.Fields(string(rest)) // state, ppid, ...
-	if len(f) < 2 {
-		return 0
+	f := strings.Fields(string(rest)) // state, ppid, pgrp, session, tty_nr, ...
+	if len(f) < 5 {
+		return 0, ""
 	}
 	n, _ := strconv.ParseUint(f[1], 10, 32)
-	return uint32(n)
+	nr, _ := strconv.ParseUint(f[4], 10, 32)
+	return uint32(n), ttyName(nr)
 }

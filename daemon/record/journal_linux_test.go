@@ -18,11 +18,14 @@ import (
 // nothing else.
 func TestJournalDatagrams(t *testing.T) {
 	at := time.Date(2026, 11, 26, 10, 0, 0, 123456000, time.UTC)
+	users := func(uid uint32) string { return map[uint32]string{1000: "alice"}[uid] }
+	ac := testContext()
+	ac.UserName = users
 	alert := FromEvent(enforcer.Event{Time: at, Version: 4, RuleID: 2, Verdict: match.Block, Op: match.OpExec,
-		PID: 42, PPID: 7, UID: 1000, Path: "/usr/bin/sleep", Exe: "/usr/bin/bash"}, testContext())
+		PID: 42, PPID: 7, UID: 1000, Path: "/usr/bin/sleep", Exe: "/usr/bin/bash"}, ac)
 	log, ok := FromMonitor(monitor.Event{Type: monitor.Open, Time: at, PID: 42, PPID: 7, UID: 1000, Path: "/etc/shadow",
-		OpenFlags: 0, Ret: -13, Comm: "cat"}, LogContext{HostName: "h1", Process: func(pid uint32) Process {
-		return map[uint32]Process{42: {Exe: "/usr/bin/cat"}, 7: {Exe: "/usr/bin/bash"}}[pid]
+		OpenFlags: 0, Ret: -13, Comm: "cat"}, LogContext{HostName: "h1", UserName: users, Process: func(pid uint32) Process {
+		return map[uint32]Process{42: {Exe: "/usr/bin/cat", Cwd: "/home/alice", TTY: "pts0"}, 7: {Exe: "/usr/bin/bash"}}[pid]
 	}})
 	if !ok {
 		t.Fatal("open event made no log")
@@ -33,7 +36,8 @@ func TestJournalDatagrams(t *testing.T) {
 		want map[string]string
 	}{
 		{"alert", alert, map[string]string{
-			"MESSAGE":                     "Block process /usr/bin/sleep by /usr/bin/bash (pid 42, uid 1000): Permission denied, policy block-sleep, severity 8: no sleeping",
+			"MESSAGE":                     "Block process /usr/bin/sleep by /usr/bin/bash (pid 42, uid 1000 alice): Permission denied, policy block-sleep, severity 8: no sleeping",
+			"KUBEARMOR_USERNAME":          "alice",
 			"PRIORITY":                    "3",
 			"SYSLOG_IDENTIFIER":           "kubearmor",
 			"KUBEARMOR_TIMESTAMP":         "1795687200",
@@ -61,7 +65,10 @@ func TestJournalDatagrams(t *testing.T) {
 			"KUBEARMOR_RESULT":            "Permission denied",
 		}},
 		{"log", log, map[string]string{
-			"MESSAGE":                     "file /etc/shadow by /usr/bin/cat (pid 42, uid 1000): Permission denied",
+			"MESSAGE":                     "file /etc/shadow by /usr/bin/cat (pid 42, uid 1000 alice): Permission denied",
+			"KUBEARMOR_CWD":               "/home/alice",
+			"KUBEARMOR_TTY":               "pts0",
+			"KUBEARMOR_USERNAME":          "alice",
 			"PRIORITY":                    "6",
 			"SYSLOG_IDENTIFIER":           "kubearmor",
 			"KUBEARMOR_TIMESTAMP":         "1795687200",

@@ -32,11 +32,16 @@ type Log struct {
 	Resource          string `json:"Resource"`
 	Data              string `json:"Data,omitempty"`
 	Result            string `json:"Result"`
+	Cwd               string `json:"Cwd,omitempty"`      // the process's working directory when it exec'd
+	TTY               string `json:"TTY,omitempty"`      // its controlling terminal ("pts0")
+	UserName          string `json:"UserName,omitempty"` // UID's name in the passwd file (not a KubeArmor field)
 }
 
 // Process is what the daemon knows of a process beyond an event.
 type Process struct {
 	Exe string // its executable
+	Cwd string // its working directory when it exec'd
+	TTY string // its controlling terminal
 }
 
 // LogContext is what an observed event needs to become a Log.
@@ -44,6 +49,8 @@ type LogContext struct {
 	HostName string
 	// Process describes a live process, best effort ("" when unknown).
 	Process func(pid uint32) Process
+	// UserName names a uid, best effort ("" when unknown); nil: none.
+	UserName func(uid uint32) string
 }
 
 // FromMonitor builds the Log of an observed event; ok is false for events
@@ -61,19 +68,25 @@ func FromMonitor(ev monitor.Event, c LogContext) (Log, bool) {
 		Type:        TypeHostLog,
 		Result:      result(ev.Ret),
 	}
-	exe := func(pid uint32) string {
+	proc := func(pid uint32) Process {
 		if c.Process == nil {
-			return ""
+			return Process{}
 		}
-		return c.Process(pid).Exe
+		return c.Process(pid)
 	}
-	l.ProcessName, l.ParentProcessName = exe(ev.PID), exe(ev.PPID)
+	self := proc(ev.PID)
+	l.ProcessName, l.ParentProcessName = self.Exe, proc(ev.PPID).Exe
+	l.Cwd, l.TTY = self.Cwd, self.TTY
+	if c.UserName != nil {
+		l.UserName = c.UserName(ev.UID)
+	}
 	l.Source = l.ProcessName
 	switch ev.Type {
 	case monitor.Exec:
 		// The new program speaks for itself; its caller is the Source.
 		l.Operation, l.Resource, l.Data = "Process", ev.Path, "syscall=SYS_EXECVE"
 		l.ProcessName, l.Source, l.Result = ev.Path, l.ParentProcessName, ResultPassed
+		l.Cwd, l.TTY = ev.Cwd, ev.TTY
 	case monitor.Open:
 		l.Operation, l.Resource = "File", ev.Path
 		l.Data = "syscall=SYS_OPEN flags=" + OpenFlags(ev.OpenFlags)
@@ -197,7 +210,8 @@ func (l Log) Priority() int { return 6 }
 
 // Summary is the one-line MESSAGE for journald.
 func (l Log) Summary() string {
-	return fmt.Sprintf("%s %s by %s (pid %d, uid %d): %s", strings.ToLower(l.Operation), l.Resource, l.Source, l.HostPID, l.UID, l.Result)
+	return fmt.Sprintf("%s %s by %s (pid %d, uid %s): %s", strings.ToLower(l.Operation), l.Resource, l.Source, l.HostPID,
+		uidName(l.UID, l.UserName), l.Result)
 }
 
 // Fields returns every field under its KubeArmor name; empty ones are left
@@ -220,5 +234,8 @@ func (l Log) Fields() map[string]string {
 		"Resource":          l.Resource,
 		"Data":              l.Data,
 		"Result":            l.Result,
+		"Cwd":               l.Cwd,
+		"TTY":               l.TTY,
+		"UserName":          l.UserName,
 	})
 }

@@ -49,6 +49,7 @@ type Alert struct {
 	Enforcer          string   `json:"Enforcer"`
 	Action            string   `json:"Action"`
 	Result            string   `json:"Result"`
+	UserName          string   `json:"UserName,omitempty"` // UID's name in the passwd file (not a KubeArmor field)
 }
 
 // TimeLayout is KubeArmor's UpdatedTime format; UpdatedTime formats it.
@@ -97,6 +98,8 @@ type Context struct {
 	Rule func(version uint64, id uint32) (r *policy.Rule, ok bool)
 	// ParentExe names the executable of a process, best effort.
 	ParentExe func(pid uint32) string
+	// UserName names a uid, best effort ("" when unknown); nil: none.
+	UserName func(uid uint32) string
 }
 
 // FromEvent builds the alert for a decision. The policy is the one the
@@ -141,6 +144,9 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 	}
 	if c.ParentExe != nil {
 		a.ParentProcessName = c.ParentExe(ev.PPID)
+	}
+	if c.UserName != nil {
+		a.UserName = c.UserName(ev.UID)
 	}
 	if ev.Truncated {
 		a.Data = strings.TrimSpace(a.Data + " path=unresolvable")
@@ -258,7 +264,7 @@ func (a Alert) Summary() string {
 	if a.Source != "" {
 		fmt.Fprintf(&b, " by %s", a.Source)
 	}
-	fmt.Fprintf(&b, " (pid %d, uid %d): %s, policy %s", a.HostPID, a.UID, a.Result, a.PolicyName)
+	fmt.Fprintf(&b, " (pid %d, uid %s): %s, policy %s", a.HostPID, uidName(a.UID, a.UserName), a.Result, a.PolicyName)
 	if a.Severity != "" {
 		fmt.Fprintf(&b, ", severity %s", a.Severity)
 	}
@@ -295,6 +301,7 @@ func (a Alert) Fields() map[string]string {
 		"Enforcer":          a.Enforcer,
 		"Action":            a.Action,
 		"Result":            a.Result,
+		"UserName":          a.UserName,
 	})
 }
 
@@ -302,4 +309,12 @@ func (a Alert) Fields() map[string]string {
 func nonEmpty(f map[string]string) map[string]string {
 	maps.DeleteFunc(f, func(_, v string) bool { return v == "" })
 	return f
+}
+
+// uidName is "1000" or, when the name is known, "1000 alice".
+func uidName(uid int32, name string) string {
+	if name == "" {
+		return strconv.Itoa(int(uid))
+	}
+	return strconv.Itoa(int(uid)) + " " + name
 }

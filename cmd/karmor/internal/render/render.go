@@ -22,9 +22,9 @@ import (
 var (
 	alertOrder = []string{"HostName", "Type", "PolicyName", "Severity", "Message", "Tags", "ATags", "Source", "Resource",
 		"Operation", "Action", "Data", "Enforcer", "Result", "HostPID", "HostPPID", "PID", "PPID", "ParentProcessName",
-		"ProcessName", "UID"}
+		"ProcessName", "UID", "UserName"}
 	logOrder = []string{"HostName", "Type", "Source", "Resource", "Operation", "Data", "Result", "HostPID", "HostPPID",
-		"PID", "PPID", "ParentProcessName", "ProcessName", "UID"}
+		"PID", "PPID", "ParentProcessName", "ProcessName", "UID", "UserName", "Cwd", "TTY"}
 )
 
 // Text writes r as KubeArmor's client does: a "== Alert / <time> ==" or

@@ -25,7 +25,7 @@ var (
 	hostLog = record.Log{Timestamp: 1795687201, UpdatedTime: "2026-11-26T10:00:01.000001Z", HostName: "h1", HostPPID: 1, HostPID: 99,
 		PPID: 1, PID: 99, ProcessName: "/usr/sbin/sshd", ParentProcessName: "/usr/lib/systemd/systemd", Type: record.TypeHostLog,
 		Source: "/usr/sbin/sshd", Operation: "Network", Resource: "localip=0.0.0.0 port=22 protocol=TCP", Data: "syscall=SYS_BIND",
-		Result: "Passed"}
+		Result: "Passed", Cwd: "/", UserName: "root"}
 	at      = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC).UnixNano()
 	summary = &hostpb.SummaryReply{
 		Observing: true,
