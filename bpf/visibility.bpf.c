@@ -4,7 +4,8 @@
  * Visibility: what processes do, for logs and summaries, on tracepoints
  * (tp_btf: no tracefs needed). Process exec and exit; file opens with the
  * resolved path, flags and result; network connect, accept, bind and listen
- * with family, protocol, addresses, ports and result. It never decides.
+ * with family, protocol, addresses, ports and result; and fork, so that the
+ * daemon's process tree knows a child that never execs. It never decides.
  *
  * Telemetry goes to its own ring buffer, never the enforcer's alert ring,
  * and passes a per-CPU token bucket first: a flood is cut in the kernel,
@@ -24,6 +25,7 @@ enum ka_vis_type {
 	KA_VIS_ACCEPT = 5,
 	KA_VIS_BIND = 6,
 	KA_VIS_LISTEN = 7,
+	KA_VIS_FORK = 8,
 };
 
 /* What is observed: hostVisibility in the config. */
@@ -289,6 +291,26 @@ int BPF_PROG(ka_vis_exec, struct task_struct *p, int old_pid, struct linux_binpr
 		BPF_CORE_READ_STR_INTO(&b->hdr.tty, tty, name);
 	submit(b, len);
 	release_scratch(claim);
+	return 0;
+}
+
+/* A new process (not a thread): the child, with its parent as ppid. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(ka_vis_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct vis_event *e;
+
+	if (!(vis_kinds & KA_VIS_PROCESS) || BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid) || ignored(child))
+		return 0;
+	if (!admit())
+		return 0;
+	e = bpf_ringbuf_reserve(&telemetry, sizeof(*e), 0);
+	if (!e) {
+		vis_count(KA_VIS_CNT_RING_FULL);
+		return 0;
+	}
+	fill(e, KA_VIS_FORK, child);
+	bpf_ringbuf_submit(e, wakeup());
 	return 0;
 }
 

@@ -181,6 +181,9 @@ func Run(ctx context.Context, opts Options) error {
 			d.monitor = m
 			defer m.Close()
 			log.Info("observing", "hostVisibility", cfg.HostVisibility.String(), "logs", string(cfg.HostLogTarget))
+			if cfg.HostVisibility&monitor.Capabilities != 0 {
+				log.Info("capabilities visibility: no monitor sees every capability check; capability use is logged by capability rules (Audit logs each use, decided in the capable hook)")
+			}
 		}
 	}
 	return d.run(ctx)
@@ -448,6 +451,8 @@ func (d *daemon) observe(ctx context.Context, events <-chan monitor.Event) {
 		switch ev.Type {
 		case monitor.Exec:
 			tree.Exec(proctree.Proc{PID: ev.PID, PPID: ev.PPID, UID: ev.UID, Exe: ev.Path, Cwd: ev.Cwd, TTY: ev.TTY})
+		case monitor.Fork:
+			tree.Fork(ev.PID, ev.PPID, ev.UID)
 		case monitor.Exit:
 			tree.Exit(ev.PID)
 		}

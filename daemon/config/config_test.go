@@ -28,7 +28,7 @@ func defaults() Config {
 		LogLevel:                       slog.LevelInfo,
 		LogTarget:                      LogTargetAuto,
 		AlertTarget:                    AlertTargetAuto,
-		HostVisibility:                 monitor.Process | monitor.File | monitor.Network,
+		HostVisibility:                 monitor.Process | monitor.File | monitor.Network | monitor.Capabilities,
 		HostLogTarget:                  HostLogTargetNone,
 		ReloadDebounce:                 200 * time.Millisecond,
 		BPFPinPath:                     "/sys/fs/bpf/kubearmor",
@@ -428,7 +428,7 @@ func TestLogValueAndCopies(t *testing.T) {
 	}
 	want := `file="(none)" policyDir="/etc/kubearmor/policies" enforcer="auto" hostDefaultFilePosture="audit" ` +
 		`hostDefaultNetworkPosture="audit" hostDefaultCapabilitiesPosture="audit" hostName="testhost" ` +
-		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" hostVisibility="process,file,network" hostLogTarget="none" reloadDebounce="200ms" ` +
+		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" hostVisibility="process,file,network,capabilities" hostLogTarget="none" reloadDebounce="200ms" ` +
 		`bpfPinPath="/sys/fs/bpf/kubearmor" stateDir="/var/lib/kubearmor" apiSocket="/run/kubearmor/kubearmor.sock" metricsAddress="" telemetryRate="20000"`
 	if got := cfg.String(); got != want {
 		t.Errorf("String:\n got %s\nwant %s", got, want)

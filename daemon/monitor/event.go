@@ -24,11 +24,14 @@ const (
 	Process Kinds = 1 << iota
 	File
 	Network
+	// Capabilities has no monitor of its own: capability use is seen
+	// through capability rules (an Audit rule logs each use, decided in
+	// the capable hook). The daemon says so when it is asked for.
+	Capabilities
 )
 
 // ParseKinds reads a hostVisibility value: a comma-separated list of
-// process, file, network (capabilities is accepted: capability use is
-// seen through the enforcer's decisions, not a monitor), or none.
+// process, file, network, capabilities, or none.
 func ParseKinds(s string) (Kinds, error) {
 	var k Kinds
 	for _, f := range strings.Split(s, ",") {
@@ -40,6 +43,7 @@ func ParseKinds(s string) (Kinds, error) {
 		case "network":
 			k |= Network
 		case "capabilities":
+			k |= Capabilities
 		case "none", "":
 			if strings.TrimSpace(s) != strings.TrimSpace(f) {
 				return 0, fmt.Errorf("%q: none cannot be combined with other kinds", s)
@@ -57,7 +61,7 @@ func (k Kinds) String() string {
 	for _, n := range []struct {
 		k    Kinds
 		name string
-	}{{Process, "process"}, {File, "file"}, {Network, "network"}} {
+	}{{Process, "process"}, {File, "file"}, {Network, "network"}, {Capabilities, "capabilities"}} {
 		if k&n.k != 0 {
 			names = append(names, n.name)
 		}
@@ -80,9 +84,11 @@ const (
 	Accept
 	Bind
 	Listen
+	Fork // a new process (its PPID the parent); not logged, it feeds the process tree
 )
 
-var typeNames = [...]string{Exec: "exec", Exit: "exit", Open: "open", Connect: "connect", Accept: "accept", Bind: "bind", Listen: "listen"}
+var typeNames = [...]string{Exec: "exec", Exit: "exit", Open: "open", Connect: "connect", Accept: "accept", Bind: "bind",
+	Listen: "listen", Fork: "fork"}
 
 func (t Type) String() string {
 	if int(t) < len(typeNames) && typeNames[t] != "" {

@@ -94,7 +94,7 @@ func Load(opts Options) (*Monitor, error) {
 	}
 	var progs []*ebpf.Program
 	if opts.Kinds&Process != 0 {
-		progs = append(progs, m.objs.KaVisExec, m.objs.KaVisExit)
+		progs = append(progs, m.objs.KaVisExec, m.objs.KaVisExit, m.objs.KaVisFork)
 	}
 	if opts.Kinds&(File|Network) != 0 {
 		progs = append(progs, m.objs.KaVisSysEnter, m.objs.KaVisSysExit)

@@ -141,6 +141,7 @@ func TestObserve(t *testing.T) {
 				!e.Time.Before(begun) && e.Time.Before(time.Now()) // boot clock turned into wall time
 		}},
 		{"exit of the child", func(e Event) bool { return e.Type == Exit && e.PID == child && e.Ret == 0 }},
+		{"fork of the child", func(e Event) bool { return e.Type == Fork && e.PID == child && e.PPID == self && e.UID == 0 }},
 		{"open of the file, read-only", func(e Event) bool {
 			return e.Type == Open && e.PID == self && e.Path == file && e.Ret >= 0 && e.OpenFlags&unix.O_ACCMODE == unix.O_RDONLY
 		}},

@@ -80,6 +80,7 @@ const (
 	visibilityKaVisTypeKA_VIS_ACCEPT  visibilityKaVisType = 5
 	visibilityKaVisTypeKA_VIS_BIND    visibilityKaVisType = 6
 	visibilityKaVisTypeKA_VIS_LISTEN  visibilityKaVisType = 7
+	visibilityKaVisTypeKA_VIS_FORK    visibilityKaVisType = 8
 )
 
 type visibilityPathBuf struct {
@@ -163,6 +164,7 @@ const (
 	visibilityMapVisbuf         = "visbuf"
 	visibilityProgKaVisExec     = "ka_vis_exec"
 	visibilityProgKaVisExit     = "ka_vis_exit"
+	visibilityProgKaVisFork     = "ka_vis_fork"
 	visibilityProgKaVisSysEnter = "ka_vis_sys_enter"
 	visibilityProgKaVisSysExit  = "ka_vis_sys_exit"
 	visibilityVarBurstPerCpu    = "burst_per_cpu"
@@ -217,6 +219,7 @@ type visibilitySpecs struct {
 type visibilityProgramSpecs struct {
 	KaVisExec     *ebpf.ProgramSpec `ebpf:"ka_vis_exec"`
 	KaVisExit     *ebpf.ProgramSpec `ebpf:"ka_vis_exit"`
+	KaVisFork     *ebpf.ProgramSpec `ebpf:"ka_vis_fork"`
 	KaVisSysEnter *ebpf.ProgramSpec `ebpf:"ka_vis_sys_enter"`
 	KaVisSysExit  *ebpf.ProgramSpec `ebpf:"ka_vis_sys_exit"`
 }
@@ -317,6 +320,7 @@ type visibilityVariables struct {
 type visibilityPrograms struct {
 	KaVisExec     *ebpf.Program `ebpf:"ka_vis_exec"`
 	KaVisExit     *ebpf.Program `ebpf:"ka_vis_exit"`
+	KaVisFork     *ebpf.Program `ebpf:"ka_vis_fork"`
 	KaVisSysEnter *ebpf.Program `ebpf:"ka_vis_sys_enter"`
 	KaVisSysExit  *ebpf.Program `ebpf:"ka_vis_sys_exit"`
 }
@@ -325,6 +329,7 @@ func (p *visibilityPrograms) Close() error {
 	return _VisibilityClose(
 		p.KaVisExec,
 		p.KaVisExit,
+		p.KaVisFork,
 		p.KaVisSysEnter,
 		p.KaVisSysExit,
 	)

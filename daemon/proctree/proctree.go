@@ -62,6 +62,14 @@ func (t *Tree) Exec(p Proc) {
 // Exit forgets pid.
 func (t *Tree) Exit(pid uint32) { t.procs.Delete(pid) }
 
+// Fork records a new process: a copy of its parent (same program, working
+// directory and terminal) until it execs.
+func (t *Tree) Fork(pid, ppid, uid uint32) {
+	p, _ := t.Lookup(ppid)
+	p.PID, p.PPID, p.UID = pid, ppid, uid
+	t.procs.Put(pid, p)
+}
+
 // Lookup returns what is known of pid: from the table, or else from procfs
 // (a process forked before the tree saw it), which is then remembered.
 func (t *Tree) Lookup(pid uint32) (Proc, bool) {

@@ -61,6 +61,11 @@ func TestTree(t *testing.T) {
 	if p, ok := tr.Lookup(1); !ok || p.Exe != "/usr/lib/systemd/systemd" {
 		t.Errorf("Lookup(1) from procfs = %+v, %v", p, ok)
 	}
+	// A fork is its parent until it execs.
+	tr.Fork(80, 60, 1001)
+	if p, _ := tr.Lookup(80); p.Exe != "/usr/bin/curl" || p.PPID != 60 || p.UID != 1001 || p.Cwd != "/tmp" || p.TTY != "pts1" {
+		t.Errorf("after fork: %+v", p)
+	}
 	tr.Exit(70)
 	if _, ok := tr.Lookup(70); ok {
 		t.Errorf("an exited process not in procfs is still known")
