@@ -294,43 +294,39 @@ int BPF_PROG(ka_vis_exec, struct task_struct *p, int old_pid, struct linux_binpr
 	return 0;
 }
 
+/* task_event sends a header-only record of type about task t, with ret,
+ * past the rate limit; a full ring is counted. */
+static __always_inline void task_event(__u32 type, struct task_struct *t, __s32 ret)
+{
+	struct vis_event *e;
+
+	if (!admit())
+		return;
+	e = bpf_ringbuf_reserve(&telemetry, sizeof(*e), 0);
+	if (!e) {
+		vis_count(KA_VIS_CNT_RING_FULL);
+		return;
+	}
+	fill(e, type, t);
+	e->ret = ret;
+	bpf_ringbuf_submit(e, wakeup());
+}
+
 /* A new process (not a thread): the child, with its parent as ppid. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(ka_vis_fork, struct task_struct *parent, struct task_struct *child)
 {
-	struct vis_event *e;
-
-	if (!(vis_kinds & KA_VIS_PROCESS) || BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid) || ignored(child))
-		return 0;
-	if (!admit())
-		return 0;
-	e = bpf_ringbuf_reserve(&telemetry, sizeof(*e), 0);
-	if (!e) {
-		vis_count(KA_VIS_CNT_RING_FULL);
-		return 0;
-	}
-	fill(e, KA_VIS_FORK, child);
-	bpf_ringbuf_submit(e, wakeup());
+	if ((vis_kinds & KA_VIS_PROCESS) && BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid) && !ignored(child))
+		task_event(KA_VIS_FORK, child, 0);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(ka_vis_exit, struct task_struct *p)
 {
-	struct vis_event *e;
-
-	if (!(vis_kinds & KA_VIS_PROCESS) || ignored(p) || BPF_CORE_READ(p, signal, live.counter) != 0)
-		return 0; /* other threads of the process still run */
-	if (!admit())
-		return 0;
-	e = bpf_ringbuf_reserve(&telemetry, sizeof(*e), 0);
-	if (!e) {
-		vis_count(KA_VIS_CNT_RING_FULL);
-		return 0;
-	}
-	fill(e, KA_VIS_EXIT, p);
-	e->ret = BPF_CORE_READ(p, exit_code);
-	bpf_ringbuf_submit(e, wakeup());
+	/* Only the last thread: others of the process still run. */
+	if ((vis_kinds & KA_VIS_PROCESS) && !ignored(p) && BPF_CORE_READ(p, signal, live.counter) == 0)
+		task_event(KA_VIS_EXIT, p, BPF_CORE_READ(p, exit_code));
 	return 0;
 }
 

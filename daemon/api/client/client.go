@@ -142,34 +142,14 @@ func (c *Client) Watch(ctx context.Context, s Streams, fn func(record.Record) er
 	// WaitForReady: a stream opened while the daemon restarts waits for
 	// it instead of failing.
 	if s.Alerts {
-		go follow(func() (func() (record.Record, error), error) {
-			st, err := c.logs.WatchAlerts(ctx, &feeder.RequestMessage{Filter: "policy"}, grpc.WaitForReady(true))
-			if err != nil {
-				return nil, err
-			}
-			return func() (record.Record, error) {
-				a, err := st.Recv()
-				if err != nil {
-					return nil, err
-				}
-				return api.AlertRecord(a), nil
-			}, nil
-		})
+		go follow(opener(func() (grpc.ServerStreamingClient[feeder.Alert], error) {
+			return c.logs.WatchAlerts(ctx, &feeder.RequestMessage{Filter: "policy"}, grpc.WaitForReady(true))
+		}, func(a *feeder.Alert) record.Record { return api.AlertRecord(a) }))
 	}
 	if s.Logs {
-		go follow(func() (func() (record.Record, error), error) {
-			st, err := c.logs.WatchLogs(ctx, &feeder.RequestMessage{Filter: "system"}, grpc.WaitForReady(true))
-			if err != nil {
-				return nil, err
-			}
-			return func() (record.Record, error) {
-				l, err := st.Recv()
-				if err != nil {
-					return nil, err
-				}
-				return api.LogRecord(l), nil
-			}, nil
-		})
+		go follow(opener(func() (grpc.ServerStreamingClient[feeder.Log], error) {
+			return c.logs.WatchLogs(ctx, &feeder.RequestMessage{Filter: "system"}, grpc.WaitForReady(true))
+		}, func(l *feeder.Log) record.Record { return api.LogRecord(l) }))
 	}
 	for {
 		select {
@@ -185,5 +165,23 @@ func (c *Client) Watch(ctx context.Context, s Streams, fn func(record.Record) er
 				return err
 			}
 		}
+	}
+}
+
+// opener turns a stream's open call into one that yields records, for
+// Watch's follow.
+func opener[T any](open func() (grpc.ServerStreamingClient[T], error), conv func(*T) record.Record) func() (func() (record.Record, error), error) {
+	return func() (func() (record.Record, error), error) {
+		st, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return func() (record.Record, error) {
+			m, err := st.Recv()
+			if err != nil {
+				return nil, err
+			}
+			return conv(m), nil
+		}, nil
 	}
 }
