@@ -45,6 +45,12 @@ func newRoot() *cobra.Command {
 (a root-only unix socket). Exit status: 0 on success, 1 when a check fails
 (a bad policy file), 2 on usage and other errors, 3 when the daemon is not
 running.`,
+		Example: `  sudo karmor probe
+  sudo karmor logs --logFilter all
+  sudo karmor profile
+  sudo karmor summary -t network
+  karmor policy validate /etc/kubearmor/policies/*.yaml
+  source <(karmor completion bash)`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -14,7 +14,13 @@ import (
 )
 
 func newPolicyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "policy", Short: "Work with KubeArmorHostPolicy files"}
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Work with KubeArmorHostPolicy files",
+		Example: `  karmor policy validate my-policy.yaml
+  sudo karmor policy list
+  sudo karmor policy status`,
+	}
 	cmd.AddCommand(newValidateCmd(), newPolicyListCmd(), newPolicyStatusCmd())
 	return cmd
 }

@@ -25,9 +25,10 @@ func newProfileCmd() *cobra.Command {
 		Long: `Shows the daemon's visibility logs (and, with --logFilter all, its alerts)
 live, aggregated by program and resource in Process, File and Network tabs
 (Syscall too when such records come): how often, the last result, when last
-seen. Keys: Tab or h/l switch tabs, arrows or j/k scroll, / filters (Enter
-keeps the filter, Esc clears it), s cycles the sort column, e exports the
-current tab as JSON into the current directory, q quits.`,
+seen. Keys: Tab and Shift+Tab switch tabs, up/down or j/k scroll the rows,
+left/right or h/l scroll long resources, / filters (Enter keeps the filter,
+Esc clears it), s cycles the sort column, e exports the current tab as JSON
+into the current directory, q quits.`,
 		Example: `  sudo karmor profile
   sudo karmor profile --logFilter all`,
 		Args: cobra.NoArgs,

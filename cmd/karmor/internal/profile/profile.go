@@ -36,6 +36,9 @@ type Row struct {
 
 type rowKey struct{ process, resource string }
 
+// shiftStep is how far left/right scroll the Resource column.
+const shiftStep = 8
+
 // Sort columns, cycled by s.
 var sortNames = []string{"count", "process", "resource", "result", "last seen"}
 
@@ -53,6 +56,7 @@ type Model struct {
 	cursor   int
 	offset   int
 	sortBy   int
+	shift    int // runes of each Resource hidden on the left (horizontal scroll)
 	filter   string
 	editing  bool // typing a filter
 	width    int
@@ -191,10 +195,14 @@ func (m Model) key(k tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch k.String() {
 	case "q", "ctrl+c":
 		return m, tea.Quit
-	case "tab", "right", "l":
-		m.tab, m.cursor, m.offset = (m.tab+1)%n, 0, 0
-	case "shift+tab", "left", "h":
-		m.tab, m.cursor, m.offset = (m.tab+n-1)%n, 0, 0
+	case "tab":
+		m.tab, m.cursor, m.offset, m.shift = (m.tab+1)%n, 0, 0, 0
+	case "shift+tab":
+		m.tab, m.cursor, m.offset, m.shift = (m.tab+n-1)%n, 0, 0, 0
+	case "right", "l":
+		m.shift += shiftStep
+	case "left", "h":
+		m.shift = max(m.shift-shiftStep, 0)
 	case "down", "j":
 		m.cursor++
 	case "up", "k":
@@ -276,7 +284,12 @@ func (m Model) View() string {
 		if !r.LastSeen.IsZero() {
 			seen = r.LastSeen.Local().Format(time.TimeOnly)
 		}
-		fmt.Fprintf(&b, "%s%-28s %-*s %8d  %-18s %s\n", mark, cut(r.Process, 28), resW, cut(r.Resource, resW), r.Count,
+		res := r.Resource
+		if m.shift > 0 {
+			rs := []rune(res)
+			res = "…" + string(rs[min(m.shift, len(rs)):])
+		}
+		fmt.Fprintf(&b, "%s%-28s %-*s %8d  %-18s %s\n", mark, cut(r.Process, 28), resW, cut(res, resW), r.Count,
 			cut(r.Result, 18), seen)
 	}
 	for i := end - m.offset; i < m.pageRows(); i++ {
@@ -296,7 +309,7 @@ func (m Model) View() string {
 	if m.status != "" {
 		b.WriteString(" | " + m.status)
 	}
-	b.WriteString("\ntab/h/l: tab  j/k/arrows: scroll  /: filter  esc: clear  s: sort  e: export  q: quit\n")
+	b.WriteString("\ntab: next tab  j/k/↑/↓: scroll  h/l/←/→: scroll resources  /: filter  esc: clear  s: sort  e: export  q: quit\n")
 	return b.String()
 }
 

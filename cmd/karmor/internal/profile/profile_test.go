@@ -33,6 +33,10 @@ func press(t *testing.T, m Model, keys ...string) Model {
 			msg = tea.KeyMsg{Type: tea.KeyEsc}
 		case "down":
 			msg = tea.KeyMsg{Type: tea.KeyDown}
+		case "right":
+			msg = tea.KeyMsg{Type: tea.KeyRight}
+		case "shift+tab":
+			msg = tea.KeyMsg{Type: tea.KeyShiftTab}
 		default:
 			msg = tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
 		}
@@ -123,10 +127,23 @@ func TestProfile(t *testing.T) {
 		t.Errorf("exported %+v, shown %+v", got, m.Rows())
 	}
 
-	m = press(t, m, "tab", "tab") // Network, then back to Process
+	// Network: right scrolls the resource, h back.
+	m = press(t, m, "tab", "right")
+	if rows = screen(m); !strings.Contains(rows[1], "…=1.1.1.1 port=443") {
+		t.Errorf("scrolled right:\n%s", m.View())
+	}
+	m = press(t, m, "h")
+	if rows = screen(m); !strings.Contains(rows[1], "remoteip=1.1.1.1") {
+		t.Errorf("scrolled back:\n%s", m.View())
+	}
+	m = press(t, m, "tab") // wraps to Process
 	if !strings.HasPrefix(m.View(), "[Process") {
 		t.Errorf("tab wraps: %q", strings.SplitN(m.View(), "\n", 2)[0])
 	}
+	if m = press(t, m, "shift+tab"); !strings.Contains(strings.SplitN(m.View(), "\n", 2)[0], "[Network") {
+		t.Errorf("shift+tab goes back: %q", strings.SplitN(m.View(), "\n", 2)[0])
+	}
+	m = press(t, m, "tab")
 	next, _ = m.Update(Records{logOf("Syscall", "/usr/bin/x", "SYS_SETUID", "Passed", 8)})
 	m = next.(Model)
 	if !strings.Contains(strings.SplitN(m.View(), "\n", 2)[0], "Syscall (1)") {
