@@ -277,14 +277,47 @@ static __always_inline int subject_known(__u64 gen)
 	return ts && ts->gen == gen && ts->exe == (__u64)BPF_CORE_READ(task, mm, exe_file) && !ts->unknown;
 }
 
+/* remember_file records in the file cache that no rule of kind can decide
+ * on inode as (mnt, dentry) under the decision's generation and names
+ * epoch nep, keeping the kinds an entry for the same name already has. */
+static __always_inline void remember_file(struct inode *inode, struct vfsmount *mnt, struct dentry *dentry,
+					  const struct decision *d, __u64 nep, __u8 kind, int sourced)
+{
+	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
+	struct fcache_val v = {}, *old;
+
+	if (!c)
+		return;
+	v.gen = d->gen;
+	v.epoch = nep;
+	/* Numbers, as the value holds them. */
+	v.mnt = as_number(c, mnt);
+	v.dentry = as_number(c, dentry);
+	v.kinds = 1U << kind;
+	v.sourced = sourced ? 1U << kind : 0;
+	old = bpf_inode_storage_get(&fcache, inode, 0, 0);
+	if (old && old->gen == v.gen && old->epoch == v.epoch && old->mnt == v.mnt && old->dentry == v.dentry) {
+		if ((old->kinds & v.kinds) == v.kinds)
+			return; /* another program made it meanwhile */
+		v.kinds |= old->kinds;
+		v.sourced |= old->sourced;
+	}
+	bpf_inode_storage_delete(&fcache, inode);
+	bpf_inode_storage_get(&fcache, inode, &v, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
 /*
  * check_path decides op on (mnt, dentry). The dentry may be negative (a
- * name about to be created), which its creator will own. The parent
- * directory's cache entry usually spares the walk from the root, and for
- * a name no rule can match (unnamed), everything else too.
+ * name about to be created), which its creator will own. For an open or an
+ * exec, inode is the file's (else NULL): the file cache may know that no
+ * rule can decide on it. Otherwise the parent directory's cache entry
+ * usually spares the walk from the root, and for a name no rule can match
+ * (unnamed), everything else too.
  */
-static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry)
+static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry,
+				      struct inode *finode)
 {
+	const struct fcache_val *fe;
 	struct op_info o = {.kind = kind, .op = op};
 	const struct dcache_val *cv = NULL;
 	struct dentry *parent;
@@ -293,14 +326,24 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	struct task_src src;
 	struct inode *inode;
 	__u8 not_owner;
-	__u64 *claim, ep;
+	__u64 *claim, ep, nep = 0;
 	__u32 len = 0, uid;
 	int cacheable;
 
 	cfg = begin(kind, &d);
 	if (!cfg)
 		return 0;
-	ep = read_epoch();
+	if (finode) {
+		/* Read before the directory cache: a rename meanwhile makes
+		 * the file entry made below stale at once. */
+		nep = read_epoch(KA_EPOCH_NAMES);
+		fe = cached_file(finode, mnt, dentry, d.gen, nep, kind);
+		if (fe && (!(fe->sourced & (1U << kind)) || subject_known(d.gen))) {
+			count(KA_CNT_FAST);
+			return 0;
+		}
+	}
+	ep = read_epoch(KA_EPOCH_NAMESPACE);
 	parent = dentry->d_parent;
 	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != mnt->mnt_root;
 	if (cacheable)
@@ -311,6 +354,8 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 	 * rewritten meanwhile. */
 	if (cv && unnamed(cv, len) && (!cv->sourced || subject_known(d.gen))) {
 		count(KA_CNT_FAST);
+		if (finode)
+			remember_file(finode, mnt, dentry, &d, nep, kind, cv->sourced);
 		return 0;
 	}
 	claim = claim_scratch();
@@ -349,7 +394,7 @@ int BPF_PROG(ka_bprm_check, struct linux_binprm *bprm, int ret)
 	if (ret)
 		return prev(ret);
 	f = bprm->file;
-	return check_path(KA_KIND_PROCESS, KA_OP_EXEC, f->f_path.mnt, f->f_path.dentry);
+	return check_path(KA_KIND_PROCESS, KA_OP_EXEC, f->f_path.mnt, f->f_path.dentry, f->f_inode);
 }
 
 #define KA_FMODE_WRITE 0x2
@@ -371,7 +416,7 @@ int BPF_PROG(ka_file_open, struct file *file, int ret)
 		return 0;
 	if ((mode & KA_FMODE_WRITE) || (file->f_flags & KA_O_TRUNC))
 		op = KA_OP_OPEN_WRITE;
-	return check_path(KA_KIND_FILE, op, file->f_path.mnt, file->f_path.dentry);
+	return check_path(KA_KIND_FILE, op, file->f_path.mnt, file->f_path.dentry, file->f_inode);
 }
 
 #define KA_S_IFMT 0170000
@@ -417,7 +462,7 @@ int BPF_PROG(ka_sb_pivotroot, const struct path *old_path, const struct path *ne
 
 static __always_inline int check_dir_entry(__u8 op, const struct path *dir, struct dentry *dentry)
 {
-	return check_path(KA_KIND_FILE, op, dir->mnt, dentry);
+	return check_path(KA_KIND_FILE, op, dir->mnt, dentry, NULL);
 }
 
 SEC("lsm/path_unlink")
@@ -454,6 +499,7 @@ int BPF_PROG(ka_path_symlink, const struct path *dir, struct dentry *dentry, con
 SEC("lsm/path_link")
 int BPF_PROG(ka_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry, int ret)
 {
+	bump_names(); /* the file gets another name */
 	if (ret)
 		return prev(ret);
 	/* A hard link must stay within one mount: the old name is on new_dir's. */
@@ -465,9 +511,12 @@ SEC("lsm/path_rename")
 int BPF_PROG(ka_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
 	     struct dentry *new_dentry, __u64 flags, int ret)
 {
-	/* Renaming a directory moves every path below it. */
+	/* Renaming a directory moves every path below it; any rename gives
+	 * a file another name. */
 	if (is_dir(old_dentry) || is_dir(new_dentry))
 		bump_epoch();
+	else
+		bump_names();
 	if (ret)
 		return prev(ret);
 	ret = check_dir_entry(KA_OP_RENAME, old_dir, old_dentry);
@@ -477,19 +526,19 @@ int BPF_PROG(ka_path_rename, const struct path *old_dir, struct dentry *old_dent
 SEC("lsm/path_truncate")
 int BPF_PROG(ka_path_truncate, const struct path *path, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, path->mnt, path->dentry);
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, path->mnt, path->dentry, NULL);
 }
 
 SEC("lsm/path_chmod")
 int BPF_PROG(ka_path_chmod, const struct path *path, __u64 mode, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, path->mnt, path->dentry);
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, path->mnt, path->dentry, NULL);
 }
 
 SEC("lsm/path_chown")
 int BPF_PROG(ka_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, path->mnt, path->dentry);
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, path->mnt, path->dentry, NULL);
 }
 
 /* Socket classification, as policy.Protocol.Matches in Go. */

@@ -278,28 +278,81 @@ struct {
 	__type(value, struct dcache_val);
 } dcache SEC(".maps");
 
+/* The epochs: KA_EPOCH_NAMESPACE moves with whatever changes the path of a
+ * directory (directory renames, rmdir, mounts, unmounts, mount moves,
+ * pivot_root); KA_EPOCH_NAMES with that and whatever gives a file another
+ * name (any rename, a hard link), which the file cache depends on. */
+enum ka_epoch {
+	KA_EPOCH_NAMESPACE = 0,
+	KA_EPOCH_NAMES = 1,
+	KA_EPOCHS = 2,
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, KA_EPOCHS);
 	__type(key, __u32);
 	__type(value, __u64);
 } epoch SEC(".maps");
 
-static __always_inline __u64 read_epoch(void)
+static __always_inline __u64 read_epoch(__u32 which)
 {
-	__u32 zero = 0;
-	__u64 *e = bpf_map_lookup_elem(&epoch, &zero);
+	__u64 *e = bpf_map_lookup_elem(&epoch, &which);
 
 	return e ? *(volatile __u64 *)e : 0;
 }
 
+/* bump_epoch marks a change to the paths of directories (and so of names). */
 static __always_inline void bump_epoch(void)
 {
-	__u32 zero = 0;
-	__u64 *e = bpf_map_lookup_elem(&epoch, &zero);
+	bump(&epoch, KA_EPOCH_NAMESPACE);
+	bump(&epoch, KA_EPOCH_NAMES);
+}
 
-	if (e)
-		__sync_fetch_and_add(e, 1);
+/* bump_names marks that a file may have another name. */
+static __always_inline void bump_names(void)
+{
+	bump(&epoch, KA_EPOCH_NAMES);
+}
+
+/*
+ * The file cache: for a file inode, the kinds for which no rule can decide
+ * on it, as reached through mnt and dentry, under a generation and the
+ * names epoch; an open or exec of it then costs one storage lookup and
+ * none of the dentry reads the directory cache needs. An entry is made
+ * when the directory cache found the file's name unnamed, and trusted
+ * while the generation, the names epoch, the mount and the dentry are
+ * those it was made with: a dentry can name another path of the same inode
+ * only after a rename or a link, which move the names epoch. Entries are
+ * replaced, never written in place (see dcache).
+ */
+struct fcache_val {
+	__u64 gen;
+	__u64 epoch; /* KA_EPOCH_NAMES */
+	__u64 mnt;
+	__u64 dentry;
+	__u32 kinds;   /* bit 1 << kind: no rule of the kind can decide */
+	__u32 sourced; /* bit 1 << kind: fromSource rules of it exist, so the subject must be known */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct fcache_val);
+} fcache SEC(".maps");
+
+/* cached_file returns the file cache's entry for inode if it says no rule
+ * of kind can decide on it as (mnt, dentry) under gen and names epoch nep. */
+static __always_inline const struct fcache_val *cached_file(struct inode *inode, struct vfsmount *mnt,
+							    struct dentry *dentry, __u64 gen, __u64 nep, __u8 kind)
+{
+	struct fcache_val *v = bpf_inode_storage_get(&fcache, inode, 0, 0);
+
+	if (!v || v->gen != gen || v->epoch != nep || v->mnt != (__u64)mnt || v->dentry != (__u64)dentry ||
+	    !(v->kinds & (1U << kind)))
+		return NULL;
+	return v;
 }
 
 /* Decisions per rule of a generation, indexed by rule ID (0: the default

@@ -108,3 +108,85 @@ func TestDirectoryCache(t *testing.T) {
 		t.Errorf("open after moving the mount: %v, want EACCES", errno)
 	}
 }
+
+// TestFileCache checks the file cache, which lets a repeated open or exec
+// of a file no rule can name skip even the directory cache, against what
+// could give the cached file another path: a rename of the file itself, a
+// hard link, a rename of its directory (Audit rules on the new names, since
+// a Block rule would refuse the rename or link itself), and a new policy
+// set.
+func TestFileCache(t *testing.T) {
+	e, _ := loadEnforcer(t)
+	root := t.TempDir()
+	dir := root + "/d"
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"plain", "other", "linked"} {
+		if err := os.WriteFile(dir+"/"+n, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule := func(a policy.Action, p string) policy.Rule {
+		return policy.Rule{Kind: policy.KindFile, Action: a, Match: policy.MatchPath, Path: p}
+	}
+	rules := []policy.Rule{rule(policy.ActionAudit, dir+"/renamed"), rule(policy.ActionAudit, dir+"/link"),
+		rule(policy.ActionAudit, root+"/moved/other")}
+	if err := e.Apply(setOf(t, 2, rules...)); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Apply(setOf(t, 9))
+	open := func(p string, want syscall.Errno) {
+		t.Helper()
+		if errno := openFile(p, unix.O_RDONLY); errno != want {
+			t.Fatalf("open %s: %v, want %v", p, errno, want)
+		}
+	}
+	// audited opens p and checks that a rule decided it, not a cache.
+	audited := func(p string) {
+		t.Helper()
+		before := e.Stats().Audited
+		open(p, 0)
+		if got := e.Stats().Audited - before; got != 1 {
+			t.Errorf("open %s: audited %d times, want once: a stale cache entry decided it", p, got)
+		}
+	}
+	warm := func(paths ...string) {
+		t.Helper()
+		for range 5 {
+			for _, p := range paths {
+				open(p, 0)
+			}
+		}
+	}
+	warm(dir+"/plain", dir+"/other", dir+"/linked")
+	before := e.Stats().Cached
+	warm(dir + "/plain")
+	if got := e.Stats().Cached - before; got != 5 {
+		t.Errorf("%d of 5 repeated opens were decided from a cache, want 5", got)
+	}
+
+	// The cached file takes a name a rule names.
+	if err := os.Rename(dir+"/plain", dir+"/renamed"); err != nil {
+		t.Fatal(err)
+	}
+	audited(dir + "/renamed")
+	// A cached file gets a second name a rule names.
+	warm(dir + "/linked")
+	if err := os.Link(dir+"/linked", dir+"/link"); err != nil {
+		t.Fatal(err)
+	}
+	audited(dir + "/link")
+	// The cached file's directory moves under a named path.
+	warm(dir + "/other")
+	if err := os.Rename(dir, root+"/moved"); err != nil {
+		t.Fatal(err)
+	}
+	audited(root + "/moved/other")
+	// A new set names a cached file.
+	warm(root + "/moved/linked")
+	if err := e.Apply(setOf(t, 3, append(slices.Clone(rules), rule(policy.ActionBlock, root+"/moved/linked"))...)); err != nil {
+		t.Fatal(err)
+	}
+	open(root+"/moved/linked", syscall.EACCES)
+}

@@ -100,6 +100,16 @@ type lsmDfaCtx struct {
 	State uint32
 }
 
+type lsmFcacheVal struct {
+	_       structs.HostLayout
+	Gen     uint64
+	Epoch   uint64
+	Mnt     uint64
+	Dentry  uint64
+	Kinds   uint32
+	Sourced uint32
+}
+
 type lsmKaAccess uint32
 
 const (
@@ -380,6 +390,7 @@ const (
 	lsmMapDfaState         = "dfa_state"
 	lsmMapEpoch            = "epoch"
 	lsmMapEvbuf            = "evbuf"
+	lsmMapFcache           = "fcache"
 	lsmMapKeybuf           = "keybuf"
 	lsmMapKinds            = "kinds"
 	lsmMapPaths            = "paths"
@@ -503,6 +514,7 @@ type lsmMapSpecs struct {
 	DfaState       *ebpf.MapSpec `ebpf:"dfa_state"`
 	Epoch          *ebpf.MapSpec `ebpf:"epoch"`
 	Evbuf          *ebpf.MapSpec `ebpf:"evbuf"`
+	Fcache         *ebpf.MapSpec `ebpf:"fcache"`
 	Keybuf         *ebpf.MapSpec `ebpf:"keybuf"`
 	Kinds          *ebpf.MapSpec `ebpf:"kinds"`
 	Paths          *ebpf.MapSpec `ebpf:"paths"`
@@ -556,6 +568,7 @@ type lsmMaps struct {
 	DfaState       *ebpf.Map `ebpf:"dfa_state"`
 	Epoch          *ebpf.Map `ebpf:"epoch"`
 	Evbuf          *ebpf.Map `ebpf:"evbuf"`
+	Fcache         *ebpf.Map `ebpf:"fcache"`
 	Keybuf         *ebpf.Map `ebpf:"keybuf"`
 	Kinds          *ebpf.Map `ebpf:"kinds"`
 	Paths          *ebpf.Map `ebpf:"paths"`
@@ -584,6 +597,7 @@ func (m *lsmMaps) Close() error {
 		m.DfaState,
 		m.Epoch,
 		m.Evbuf,
+		m.Fcache,
 		m.Keybuf,
 		m.Kinds,
 		m.Paths,
