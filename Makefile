@@ -4,23 +4,31 @@
 GO       ?= go
 BIN      ?= bin
 VERSION  ?= 0.1.0-dev
-LDFLAGS  := -X main.version=$(VERSION)
+# -s -w: no symbol table or DWARF (packaged binaries are stripped).
+LDFLAGS  := -s -w -X main.version=$(VERSION)
 # Generated code, checked in so that `go build` needs neither clang nor
 # protoc: BPF objects and their bindings (bpf2go), and the gRPC API (protoc).
 GENERATED := $(wildcard */*/*_bpfel.go */*/*_bpfel.o */*/*/*.pb.go)
 
 # Debian packages the build and the tests use. clang and llvm (llvm-strip)
-# regenerate the BPF objects, protobuf-compiler the API's Go code; qemu, busybox-static and apt's download of
+# regenerate the BPF objects, protobuf-compiler the API's Go code; rpm,
+# lintian, gnupg and binutils check the packages; qemu, busybox-static and apt's download of
 # Debian kernels run the VM tier; systemd provides journald for its test.
-DEB_PACKAGES := clang llvm protobuf-compiler qemu-system-x86 busybox-static systemd ca-certificates apparmor
+DEB_PACKAGES := clang llvm protobuf-compiler rpm lintian gnupg binutils qemu-system-x86 busybox-static systemd ca-certificates apparmor
 
-.PHONY: all build run test deps generate check-generate vet unit fuzz vm bench clean
+.PHONY: all build run test deps generate check-generate vet unit fuzz vm bench package clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/kubearmor ./cmd/kubearmor
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/karmor ./cmd/karmor
+
+# The deb and rpm, SHA256SUMS and, with SIGNING_KEY (an armored OpenPGP
+# private key; passphrase in NFPM_PASSPHRASE), their signatures, in dist/.
+SIGNING_KEY ?=
+package: build
+	$(GO) run ./packaging/build -version $(VERSION) -bin $(BIN) -out dist -key "$(SIGNING_KEY)"
 
 # Runs the daemon in the foreground with the example policies. Ctrl-C stops it.
 run: build
