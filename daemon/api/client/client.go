@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -97,6 +98,8 @@ type Reconnect func(err error)
 // seen.
 func (c *Client) Watch(ctx context.Context, s Streams, fn func(record.Record) error, reconnect Reconnect) error {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: the streams end with Watch
 	defer cancel()
 	recs := make(chan record.Record)
 	errc := make(chan error, 2)
@@ -142,14 +145,18 @@ func (c *Client) Watch(ctx context.Context, s Streams, fn func(record.Record) er
 	// WaitForReady: a stream opened while the daemon restarts waits for
 	// it instead of failing.
 	if s.Alerts {
-		go follow(opener(func() (grpc.ServerStreamingClient[feeder.Alert], error) {
-			return c.logs.WatchAlerts(ctx, &feeder.RequestMessage{Filter: "policy"}, grpc.WaitForReady(true))
-		}, func(a *feeder.Alert) record.Record { return api.AlertRecord(a) }))
+		wg.Go(func() {
+			follow(opener(func() (grpc.ServerStreamingClient[feeder.Alert], error) {
+				return c.logs.WatchAlerts(ctx, &feeder.RequestMessage{Filter: "policy"}, grpc.WaitForReady(true))
+			}, func(a *feeder.Alert) record.Record { return api.AlertRecord(a) }))
+		})
 	}
 	if s.Logs {
-		go follow(opener(func() (grpc.ServerStreamingClient[feeder.Log], error) {
-			return c.logs.WatchLogs(ctx, &feeder.RequestMessage{Filter: "system"}, grpc.WaitForReady(true))
-		}, func(l *feeder.Log) record.Record { return api.LogRecord(l) }))
+		wg.Go(func() {
+			follow(opener(func() (grpc.ServerStreamingClient[feeder.Log], error) {
+				return c.logs.WatchLogs(ctx, &feeder.RequestMessage{Filter: "system"}, grpc.WaitForReady(true))
+			}, func(l *feeder.Log) record.Record { return api.LogRecord(l) }))
+		})
 	}
 	for {
 		select {
