@@ -76,6 +76,13 @@ type proc struct {
 
 func startDaemon(t testing.TB, policyDir string, args ...string) *proc {
 	t.Helper()
+	return startWrapped(t, nil, policyDir, args...)
+}
+
+// startWrapped starts the daemon under wrapper (a command and its
+// arguments that run the rest, such as setpriv), or directly if nil.
+func startWrapped(t testing.TB, wrapper []string, policyDir string, args ...string) *proc {
+	t.Helper()
 	testutils.RequireRoot(t)
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -101,7 +108,8 @@ func startDaemon(t testing.TB, policyDir string, args ...string) *proc {
 	}()
 	base := []string{"--config=", "--policyDir=" + policyDir, "--hostName=e2e-host",
 		"--logTarget=stderr", "--alertTarget=stdout", "--logLevel=debug", "--apiSocket=" + p.api}
-	p.cmd = exec.Command(binary, append(base, args...)...)
+	argv := append(append(slices.Clone(wrapper), binary), append(base, args...)...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

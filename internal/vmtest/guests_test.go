@@ -18,9 +18,11 @@ var guestBinaries = []Binary{
 }
 
 // guestFiles are host files the guest tests use: apparmor_parser (from the
-// apparmor package), for the AppArmor side of the enforcement benchmark.
+// apparmor package), for the AppArmor side of the enforcement benchmark;
+// setpriv (util-linux), to run the daemon with only the unit's capabilities.
 var guestFiles = []File{
 	{HostPath: "/usr/sbin/apparmor_parser", GuestPath: "/usr/sbin/apparmor_parser", Libraries: true},
+	{HostPath: "/usr/bin/setpriv", GuestPath: "/usr/bin/setpriv", Libraries: true},
 }
 
 // TestGuests boots every kernel (KernelPackages) and runs the guest
