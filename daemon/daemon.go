@@ -59,8 +59,10 @@ const eventQueue = 4096
 
 // telemetryQueue is the number of observed events buffered between the
 // monitor's reader and the log pipeline; beyond it the reader drops and
-// counts.
-const telemetryQueue = 8192
+// counts. It absorbs bursts the consumer cannot follow for a moment (a
+// flood at 200,000/s on 2 cores lost 0.5 % at the queue with 8,192),
+// at about 200 bytes a slot.
+const telemetryQueue = 32768
 
 // telemetryBurst is the in-kernel rate limit's burst, in seconds of the
 // configured rate (telemetryRate, per CPU): a flood of opens is cut and

@@ -77,7 +77,7 @@ func BenchmarkTelemetry(b *testing.B) {
 	fmt.Fprintf(&out, "%s\nTelemetry on this machine's kernel (%s, %d CPUs): the daemon with hostVisibility process,file,network, logs to the local API only, the in-kernel rate limit out of the way. "+
 		"Generator threads run in the benchmark's process beside the daemon on the same CPUs; \"seen\" counts every event the monitors made on the host meanwhile (the generator's and others'), \"lost\" every one counted as dropped at any stage.\n\n",
 		benchBegin, kernelRelease(), runtime.NumCPU())
-	out.WriteString("| step | generated | rate reached | seen | delivered | lost (counted) | daemon CPU | CPU per 10,000 events/s |\n|---|---|---|---|---|---|---|---|\n")
+	out.WriteString("| step | generated | rate reached | seen | delivered | lost (counted, where) | daemon CPU | CPU per 10,000 events/s |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range steps {
 		before := probeCounters(b, host)
 		cpu0 := cpuTime(b, pid)
@@ -104,7 +104,13 @@ func BenchmarkTelemetry(b *testing.B) {
 			after["telemetry/lost"]-before["telemetry/lost"]
 		rate := float64(n) / took.Seconds()
 		evRate := float64(seen) / took.Seconds()
-		fmt.Fprintf(&out, "| %s | %d | %.0f/s | %d | %d | %d | %.0f %% | %.1f %% |\n", s.name, n, rate, seen, delivered, lost,
+		where := ""
+		for _, c := range []string{"throttled", "ring_full", "scratch_busy", "queue_full", "malformed"} {
+			if d := after["telemetry/"+c] - before["telemetry/"+c]; d > 0 {
+				where += fmt.Sprintf(", %s %d", c, d)
+			}
+		}
+		fmt.Fprintf(&out, "| %s | %d | %.0f/s | %d | %d | %d%s | %.0f %% | %.1f %% |\n", s.name, n, rate, seen, delivered, lost, where,
 			100*cpu, 100*cpu/(evRate/10_000))
 	}
 	fmt.Fprintf(&out, "\nDaemon peak RSS (VmHWM) after all steps: %s.\n%s\n", peakRSS(b, pid), benchEnd)
