@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kubearmor/kubearmor-host/daemon/api"
+	"github.com/kubearmor/kubearmor-host/daemon/api/hostpb"
 	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/daemon/metrics"
 	"github.com/kubearmor/kubearmor-host/daemon/monitor"
@@ -490,14 +491,8 @@ func parentExe(pid uint32) string {
 func (d *daemon) logStats() {
 	cs := d.counters()
 	values := make([]uint64, len(cs))
-	groups := map[string][]any{}
-	var stages []string
 	for i, c := range cs {
 		values[i] = c.Value
-		if _, ok := groups[c.Stage]; !ok {
-			stages = append(stages, c.Stage)
-		}
-		groups[c.Stage] = append(groups[c.Stage], slog.Uint64(c.Name, c.Value))
 	}
 	if slices.Equal(values, d.lastCounters) {
 		return
@@ -508,9 +503,14 @@ func (d *daemon) logStats() {
 			d.log.Info("decisions by policy", "version", version, "policies", line)
 		}
 	}
+	stages, byStage := hostpb.ByStage(cs)
 	attrs := make([]any, 0, len(stages))
 	for _, st := range stages {
-		attrs = append(attrs, slog.Group(st, groups[st]...))
+		var group []any
+		for _, c := range byStage[st] {
+			group = append(group, slog.Uint64(c.Name, c.Value))
+		}
+		attrs = append(attrs, slog.Group(st, group...))
 	}
 	d.log.Info("counters", attrs...)
 }

@@ -297,12 +297,8 @@ func waitSubscribers(t *testing.T, socket, counter string) {
 		if c, err := client.Dial(socket); err == nil {
 			p, err := c.Probe(context.Background())
 			c.Close()
-			if err == nil {
-				for _, ct := range p.Counters {
-					if ct.Stage == "api" && ct.Name == counter && ct.Value > 0 {
-						return
-					}
-				}
+			if err == nil && p.Counter("api", counter) > 0 {
+				return
 			}
 		}
 		if time.Now().After(deadline) {

@@ -720,7 +720,7 @@ func TestLocalAPI(t *testing.T) {
 	if states[good] != "active" || states[broken] != "rejected" {
 		t.Errorf("policy file states %v, want %s active and %s rejected", states, good, broken)
 	}
-	if seen := counter(pr, "telemetry", "seen"); seen == 0 {
+	if seen := pr.Counter("telemetry", "seen"); seen == 0 {
 		t.Errorf("probe counters: telemetry seen 0 after a program ran: %v", pr.Counters)
 	}
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
@@ -740,15 +740,6 @@ func TestLocalAPI(t *testing.T) {
 	}
 }
 
-func counter(pr *hostpb.ProbeReply, stage, name string) uint64 {
-	for _, c := range pr.Counters {
-		if c.Stage == stage && c.Name == name {
-			return c.Value
-		}
-	}
-	return 0
-}
-
 // waitCounter polls the probe until a counter reaches want.
 func waitCounter(t testing.TB, ctx context.Context, host hostpb.HostClient, stage, name string, want uint64) {
 	t.Helper()
@@ -757,7 +748,7 @@ func waitCounter(t testing.TB, ctx context.Context, host hostpb.HostClient, stag
 		if err != nil {
 			t.Fatalf("Probe: %v", err)
 		}
-		if counter(pr, stage, name) >= want {
+		if pr.Counter(stage, name) >= want {
 			return
 		}
 		select {

@@ -79,7 +79,7 @@ func BenchmarkTelemetry(b *testing.B) {
 		benchBegin, kernelRelease(), runtime.NumCPU())
 	out.WriteString("| step | generated | rate reached | seen | delivered | lost (counted, where) | daemon CPU | CPU per 10,000 events/s |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range steps {
-		before := probeCounters(b, host)
+		before := probe(b, host)
 		cpu0 := cpuTime(b, pid)
 		start := time.Now()
 		var n int
@@ -100,13 +100,13 @@ func BenchmarkTelemetry(b *testing.B) {
 		took := time.Since(start)
 		after := drained(b, host)
 		cpu := (cpuTime(b, pid) - cpu0).Seconds() / took.Seconds()
-		seen, delivered, lost := after["telemetry/seen"]-before["telemetry/seen"], after["telemetry/delivered"]-before["telemetry/delivered"],
-			after["telemetry/lost"]-before["telemetry/lost"]
+		grew := func(name string) uint64 { return after.Counter("telemetry", name) - before.Counter("telemetry", name) }
+		seen, delivered, lost := grew("seen"), grew("delivered"), grew("lost")
 		rate := float64(n) / took.Seconds()
 		evRate := float64(seen) / took.Seconds()
 		where := ""
 		for _, c := range []string{"throttled", "ring_full", "scratch_busy", "queue_full", "malformed"} {
-			if d := after["telemetry/"+c] - before["telemetry/"+c]; d > 0 {
+			if d := grew(c); d > 0 {
 				where += fmt.Sprintf(", %s %d", c, d)
 			}
 		}
@@ -163,31 +163,26 @@ func execFlood(b *testing.B, prog string, count int) int {
 	return count
 }
 
-// probeCounters returns the daemon's counters as "stage/name" to value.
-func probeCounters(b *testing.B, host hostpb.HostClient) map[string]uint64 {
+func probe(b *testing.B, host hostpb.HostClient) *hostpb.ProbeReply {
 	pr, err := host.Probe(context.Background(), &hostpb.ProbeRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := map[string]uint64{}
-	for _, c := range pr.Counters {
-		m[c.Stage+"/"+c.Name] = c.Value
-	}
-	return m
+	return pr
 }
 
 // drained waits until the daemon has handled everything its monitors saw
 // (delivered and lost add up to seen, and stay so), and returns the
-// counters then.
-func drained(b *testing.B, host hostpb.HostClient) map[string]uint64 {
+// probe then.
+func drained(b *testing.B, host hostpb.HostClient) *hostpb.ProbeReply {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		c := probeCounters(b, host)
-		if c["telemetry/delivered"]+c["telemetry/lost"] >= c["telemetry/seen"] {
-			return c
+		pr := probe(b, host)
+		if pr.Counter("telemetry", "delivered")+pr.Counter("telemetry", "lost") >= pr.Counter("telemetry", "seen") {
+			return pr
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("the daemon did not catch up within a minute: %v", c)
+			b.Fatalf("the daemon did not catch up within a minute: %v", pr.Counters)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -200,18 +199,15 @@ func Policies(w io.Writer, files []*hostpb.PolicyFile) error {
 
 // Counters writes the counters by stage, one line each.
 func Counters(w io.Writer, cs []*hostpb.Counter) error {
-	var stages []string
-	byStage := map[string][]string{}
-	for _, c := range cs {
-		if !slices.Contains(stages, c.Stage) {
-			stages = append(stages, c.Stage)
-		}
-		byStage[c.Stage] = append(byStage[c.Stage], fmt.Sprintf("%s %d", c.Name, c.Value))
-	}
+	stages, byStage := hostpb.ByStage(cs)
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	fmt.Fprintln(tw, "Counters:")
 	for _, s := range stages {
-		fmt.Fprintf(tw, "  %s:\t%s\n", s, strings.Join(byStage[s], ", "))
+		var parts []string
+		for _, c := range byStage[s] {
+			parts = append(parts, fmt.Sprintf("%s %d", c.Name, c.Value))
+		}
+		fmt.Fprintf(tw, "  %s:\t%s\n", s, strings.Join(parts, ", "))
 	}
 	return tw.Flush()
 }
