@@ -13,8 +13,9 @@ GENERATED := $(wildcard */*/*_bpfel.go */*/*_bpfel.o */*/*/*.pb.go)
 # Debian packages the build and the tests use. clang and llvm (llvm-strip)
 # regenerate the BPF objects, protobuf-compiler the API's Go code; rpm,
 # lintian, gnupg and binutils check the packages; qemu, busybox-static and apt's download of
-# Debian kernels run the VM tier; systemd provides journald for its test.
-DEB_PACKAGES := clang llvm protobuf-compiler rpm lintian gnupg binutils qemu-system-x86 busybox-static systemd ca-certificates apparmor
+# Debian kernels run the VM tier, debootstrap the Debian system the packages
+# are installed on; systemd provides journald for its test.
+DEB_PACKAGES := clang llvm protobuf-compiler rpm lintian gnupg binutils qemu-system-x86 busybox-static debootstrap systemd ca-certificates apparmor
 
 .PHONY: all build run test deps generate check-generate vet unit fuzz vm bench package clean
 
@@ -25,10 +26,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/karmor ./cmd/karmor
 
 # The deb and rpm, SHA256SUMS and, with SIGNING_KEY (an armored OpenPGP
-# private key; passphrase in NFPM_PASSPHRASE), their signatures, in dist/.
+# private key; passphrase in NFPM_PASSPHRASE), their signatures, and with
+# COSIGN_KEY (cosign generate-key-pair's; password in COSIGN_PASSWORD) a
+# cosign bundle of each, in dist/.
 SIGNING_KEY ?=
+COSIGN_KEY ?=
 package: build
-	$(GO) run ./packaging/build -version $(VERSION) -bin $(BIN) -out dist -key "$(SIGNING_KEY)"
+	$(GO) run ./packaging/build -version $(VERSION) -bin $(BIN) -out dist -key "$(SIGNING_KEY)" -cosign-key "$(COSIGN_KEY)"
 
 # Runs the daemon in the foreground with the example policies. Ctrl-C stops it.
 run: build

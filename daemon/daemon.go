@@ -112,7 +112,10 @@ type daemon struct {
 	readerDown  atomic.Pointer[error]
 	watcherDown atomic.Pointer[error]
 
-	writeErrors  atomic.Uint64
+	writeErrors atomic.Uint64
+	// reloads counts the SIGHUP rescans done, so that whoever sent the
+	// signal can tell when it has been handled (kubearmor --reload).
+	reloads      atomic.Uint64
 	lastCounters []uint64 // values of the counters last logged
 
 	monitor   *monitor.Monitor // nil when nothing is observed
@@ -312,6 +315,7 @@ func (d *daemon) run(ctx context.Context) error {
 		case <-d.opts.Reload:
 			d.opts.Notifier.Reloading()
 			_ = d.reconcile("SIGHUP") // logged; the set in force stays
+			d.reloads.Add(1)
 			d.opts.Notifier.Ready(d.status())
 		case <-tick.C:
 			if time.Since(lastStats) >= statsInterval {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -756,5 +757,51 @@ func waitCounter(t testing.TB, ctx context.Context, host hostpb.HostClient, stag
 			t.Fatalf("counter %s/%s never reached %d", stage, name, want)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// TestReload is ExecReload's command: kubearmor --reload PID returns only
+// once the daemon has rescanned, and fails, naming the file, when a policy
+// file was rejected.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	// The watcher would apply the files a minute later: what applies them
+	// here is the reload.
+	p := startDaemon(t, dir, "--enforcer=none", "--reloadDebounce=1m")
+	p.waitNotify(t, "READY=1")
+	// The watch's first rescan, which would take a file written before it.
+	p.waitLog(t, "policy set unchanged", `reason="watch started"`)
+	reload := func() (string, error) {
+		out, err := exec.Command(binary, "--config=", "--apiSocket="+p.api, "--reload", strconv.Itoa(p.cmd.Process.Pid)).CombinedOutput()
+		return string(out), err
+	}
+	tests := []struct {
+		name, file, body string
+		wantErr          bool
+		want             string
+	}{
+		{"good file", "good.yaml", hostPolicy("good", "  process:\n    matchPaths:\n    - path: /bin/true\n  action: Block\n"), false, " in force: 1 rules"},
+		{"unchanged", "", "", false, " in force: 1 rules"},
+		{"broken file", "broken.yaml", hostPolicy("broken", "  process:\n    matchPaths:\n    - path: bin/true\n  action: Block\n"), true,
+			filepath.Join(dir, "broken.yaml") + ": rejected: " + filepath.Join(dir, "broken.yaml") + ":8: spec.process.matchPaths[0].path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.file != "" {
+				writePolicy(t, dir, tt.file, tt.body)
+			}
+			// Reloaded at once, before the watcher's debounce.
+			out, err := reload()
+			if (err != nil) != tt.wantErr || !strings.Contains(out, tt.want) {
+				t.Errorf("kubearmor --reload: %v\n%s\nwant error %v and %q", err, out, tt.wantErr, tt.want)
+			}
+		})
+	}
+	p.waitLog(t, "policy set applied", "reason=SIGHUP", "rules=1")
+
+	// No daemon at that socket: an error, at once.
+	out, err := exec.Command(binary, "--config=", "--apiSocket="+filepath.Join(t.TempDir(), "none.sock"), "--reload", "1").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not running") {
+		t.Errorf("--reload without a daemon: %v: %s", err, out)
 	}
 }

@@ -36,6 +36,7 @@ func run(args []string) error {
 	fs := config.NewFlagSet("kubearmor")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	cleanup := fs.Bool("cleanup", false, "remove state left by a stopped daemon (pinned BPF objects) and exit; for ExecStopPost")
+	reloadPID := fs.Int("reload", 0, "make the daemon with this PID rescan its policies (SIGHUP), wait until it has, and report the policy files it rejected (exit 1 if any); for ExecReload")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -49,6 +50,9 @@ func run(args []string) error {
 	cfg, err := config.FromFlags(fs, os.LookupEnv)
 	if err != nil {
 		return err
+	}
+	if *reloadPID != 0 {
+		return reload(context.Background(), cfg.APISocket, *reloadPID, os.Stdout)
 	}
 	if *cleanup {
 		// systemd runs ExecStopPost after crashes and before restarts too;

@@ -17,6 +17,8 @@ type cpioWriter struct {
 	w    *bufio.Writer
 	ino  uint32
 	dirs map[string]bool // directories already in the archive
+	uid  uint32          // owner of the entries written next; root if not set
+	gid  uint32
 }
 
 // File type bits of the cpio mode field (as in stat's st_mode).
@@ -106,6 +108,9 @@ func (c *cpioWriter) CharDev(name string, perm fs.FileMode, major, minor uint32)
 	return c.header(n, cpioModeCharDev|modeBits(perm), 1, 0, major, minor)
 }
 
+// SetOwner makes the entries written next owned by uid:gid.
+func (c *cpioWriter) SetOwner(uid, gid uint32) { c.uid, c.gid = uid, gid }
+
 // Close writes the trailer and flushes. It does not close the underlying writer.
 func (c *cpioWriter) Close() error {
 	if err := c.header("TRAILER!!!", 0, 1, 0, 0, 0); err != nil {
@@ -130,9 +135,9 @@ func (c *cpioWriter) header(name string, mode, nlink, size, rdevMajor, rdevMinor
 	c.ino++
 	// magic, then 13 fields of 8 hex digits: ino, mode, uid, gid, nlink,
 	// mtime, filesize, devmajor, devminor, rdevmajor, rdevminor, namesize, check.
-	// uid, gid are 0 (root); mtime is 0 so archives are reproducible.
+	// mtime is 0 so archives are reproducible.
 	_, err := fmt.Fprintf(c.w, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%s\x00",
-		c.ino, mode, 0, 0, nlink, 0, size, 0, 0, rdevMajor, rdevMinor, len(name)+1, 0, name)
+		c.ino, mode, c.uid, c.gid, nlink, 0, size, 0, 0, rdevMajor, rdevMinor, len(name)+1, 0, name)
 	if err != nil {
 		return fmt.Errorf("cpio %s: %w", name, err)
 	}

@@ -9,6 +9,9 @@
 //     links in /bin, so /bin/sleep execs as /bin/sleep), an /init that mounts
 //     devtmpfs, proc, sysfs, securityfs, bpffs, tracefs, cgroup2 and tmpfs,
 //     brings up lo, runs the commands and powers off, and the caller's files.
+//   - FetchDebianRoot and BuildSystemImage make the other kind of guest: a
+//     debootstrap'd Debian system booted with systemd as PID 1, which runs
+//     the commands from a unit once it is up (Suite.Root).
 //   - Machine.Run boots it under TCG, reads the commands' outputs from the
 //     second serial port (the first is the kernel console) and fails on a
 //     panic, a timeout or a guest that stops early.

@@ -62,6 +62,10 @@ type Suite struct {
 	MemoryMiB int // DefaultMemoryMiB if 0
 	// BuildFlags are passed to go build and go test -c (e.g. "-tags=foo").
 	BuildFlags []string
+	// Root, if set, boots this Debian system with systemd as PID 1 instead
+	// of the busybox image (BuildSystemImage): the tests run from a unit
+	// once multi-user.target is reached.
+	Root *DebianRoot
 }
 
 // Binary is a main package to build and install in the guest.
@@ -160,7 +164,7 @@ func RunTests(t *testing.T, s Suite) {
 			Dir:  p.guestDir(),
 		})
 	}
-	ini, err := BuildInitramfs(filepath.Join(work, "initramfs.cpio"), guest)
+	ini, err := buildImage(ctx, t, work, s.Root, guest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +197,24 @@ func RunTests(t *testing.T, s Suite) {
 			runKernel(ctx, t, m, pkgs, s.runFilter() != "")
 		})
 	}
+}
+
+// buildImage writes the guest's image: the busybox one, or root's.
+func buildImage(ctx context.Context, t *testing.T, work string, root *DebianRoot, g Guest) (*Initramfs, error) {
+	if root == nil {
+		return BuildInitramfs(filepath.Join(work, "initramfs.cpio"), g)
+	}
+	begin := time.Now()
+	archive, built, err := FetchDebianRoot(ctx, CacheDir(), *root)
+	if err != nil {
+		return nil, err
+	}
+	how := "cached"
+	if built {
+		how = "built with debootstrap"
+	}
+	t.Logf("Debian %s root %s in %v: %s", root.Suite, how, time.Since(begin).Round(time.Millisecond), archive)
+	return BuildSystemImage(filepath.Join(work, "system.cpio"), archive, g)
 }
 
 func (s Suite) runFilter() string {

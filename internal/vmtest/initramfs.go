@@ -85,6 +85,40 @@ func guestEtc() map[string]string {
 	}
 }
 
+// layout is what differs between the images a guest can boot: which
+// directories are symlinks (a file must go where the link points, or the
+// archive would make a directory where the guest has a link), whether a
+// dynamically linked program can run, and which paths the image itself owns.
+type layout struct {
+	links    map[string]string // directory -> link target, relative to its parent
+	dynamic  bool              // the guest has a libc and loader
+	reserved map[string]bool
+}
+
+// busyboxLayout is BuildInitramfs's image.
+func busyboxLayout() layout {
+	reserved := map[string]bool{"/init": true, "/bin/busybox": true}
+	for name := range guestEtc() {
+		reserved[name] = true
+	}
+	return layout{links: guestSymlinks(), reserved: reserved}
+}
+
+// path maps a path under one of the symlinked directories to where the
+// link points.
+func (l layout) path(p string) string {
+	p = path.Clean(p)
+	for link, target := range l.links {
+		if p == link {
+			return path.Join(path.Dir(link), target)
+		}
+		if rest, ok := strings.CutPrefix(p, link+"/"); ok {
+			return path.Join(path.Dir(link), target, rest)
+		}
+	}
+	return p
+}
+
 // BuildInitramfs writes the guest's initramfs to dst: busybox, an /init
 // script that sets up the guest and runs g.Commands, and g.Files.
 func BuildInitramfs(dst string, g Guest) (*Initramfs, error) {
@@ -113,9 +147,9 @@ func BuildInitramfs(dst string, g Guest) (*Initramfs, error) {
 	if err := writeBase(w, script); err != nil {
 		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
 	}
-	seen := map[string]string{}
+	files := fileSet{layout: busyboxLayout(), seen: map[string]string{}}
 	for _, file := range g.Files {
-		if err := addFile(w, file, seen); err != nil {
+		if err := files.add(w, file); err != nil {
 			return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
 		}
 	}
@@ -171,22 +205,16 @@ func writeBase(w *cpioWriter, script string) error {
 	return copyHostFile(w, BusyboxPath, "/bin/busybox", 0o755)
 }
 
-// guestPath maps a path under one of the symlinked bin directories to /bin,
-// so the archive never has a directory where the guest has a symlink.
-func guestPath(p string) string {
-	p = path.Clean(p)
-	for link, target := range guestSymlinks() {
-		if p == link {
-			return path.Join(path.Dir(link), target)
-		}
-		if rest, ok := strings.CutPrefix(p, link+"/"); ok {
-			return path.Join(path.Dir(link), target, rest)
-		}
-	}
-	return p
+// guestPath maps a path of the busybox image to where it is stored.
+func guestPath(p string) string { return busyboxLayout().path(p) }
+
+// fileSet adds the caller's files to an image, once each.
+type fileSet struct {
+	layout layout
+	seen   map[string]string // guest path -> host path
 }
 
-func addFile(w *cpioWriter, f File, seen map[string]string) error {
+func (s fileSet) add(w *cpioWriter, f File) error {
 	if !path.IsAbs(f.GuestPath) {
 		return fmt.Errorf("add %s: guest path %q is not absolute", f.HostPath, f.GuestPath)
 	}
@@ -195,10 +223,10 @@ func addFile(w *cpioWriter, f File, seen map[string]string) error {
 		return fmt.Errorf("add file: %w", err)
 	}
 	if !info.IsDir() && f.Libraries {
-		return addProgram(w, f, seen)
+		return s.addProgram(w, f)
 	}
 	if !info.IsDir() {
-		return addOne(w, f.HostPath, guestPath(f.GuestPath), f.Mode, seen)
+		return s.addOne(w, f.HostPath, s.layout.path(f.GuestPath), f.Mode)
 	}
 	return filepath.WalkDir(f.HostPath, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -208,7 +236,7 @@ func addFile(w *cpioWriter, f File, seen map[string]string) error {
 		if err != nil {
 			return err
 		}
-		dst := guestPath(path.Join(f.GuestPath, filepath.ToSlash(rel)))
+		dst := s.layout.path(path.Join(f.GuestPath, filepath.ToSlash(rel)))
 		switch {
 		case d.IsDir():
 			info, err := d.Info()
@@ -221,31 +249,31 @@ func addFile(w *cpioWriter, f File, seen map[string]string) error {
 			if err != nil {
 				return fmt.Errorf("add %s: %w", p, err)
 			}
-			if err := claim(seen, dst, p); err != nil {
+			if err := s.claim(dst, p); err != nil {
 				return err
 			}
 			return w.Symlink(dst, target)
 		default:
-			return addOne(w, p, dst, 0, seen)
+			return s.addOne(w, p, dst, 0)
 		}
 	})
 }
 
 // claim records that dst comes from src, refusing a second source: the
 // kernel would silently keep only one of them.
-func claim(seen map[string]string, dst, src string) error {
-	if other, ok := seen[dst]; ok {
+func (s fileSet) claim(dst, src string) error {
+	if other, ok := s.seen[dst]; ok {
 		return fmt.Errorf("add %s: guest path %s already comes from %s", src, dst, other)
 	}
-	if _, reserved := guestEtc()[dst]; reserved || dst == "/init" || dst == "/bin/busybox" {
+	if s.layout.reserved[dst] {
 		return fmt.Errorf("add %s: guest path %s is part of the base image", src, dst)
 	}
-	seen[dst] = src
+	s.seen[dst] = src
 	return nil
 }
 
-func addOne(w *cpioWriter, src, dst string, mode fs.FileMode, seen map[string]string) error {
-	if err := claim(seen, dst, src); err != nil {
+func (s fileSet) addOne(w *cpioWriter, src, dst string, mode fs.FileMode) error {
+	if err := s.claim(dst, src); err != nil {
 		return err
 	}
 	info, err := os.Stat(src)
@@ -258,7 +286,7 @@ func addOne(w *cpioWriter, src, dst string, mode fs.FileMode, seen map[string]st
 	if mode == 0 {
 		mode = info.Mode()
 	}
-	if mode&0o111 != 0 {
+	if mode&0o111 != 0 && !s.layout.dynamic {
 		// The guest has no libc or loader: a dynamic binary would fail
 		// there with a confusing "not found".
 		if err := checkStatic(src); err != nil {
@@ -270,7 +298,7 @@ func addOne(w *cpioWriter, src, dst string, mode fs.FileMode, seen map[string]st
 
 // addProgram adds a dynamically linked program with its interpreter and
 // libraries. Programs share libraries: one added already is not an error.
-func addProgram(w *cpioWriter, f File, seen map[string]string) error {
+func (s fileSet) addProgram(w *cpioWriter, f File) error {
 	libs, err := sharedLibraries(f.HostPath)
 	if err != nil {
 		return err
@@ -283,17 +311,17 @@ func addProgram(w *cpioWriter, f File, seen map[string]string) error {
 		}
 		mode = info.Mode()
 	}
-	if err := claim(seen, guestPath(f.GuestPath), f.HostPath); err != nil {
+	if err := s.claim(s.layout.path(f.GuestPath), f.HostPath); err != nil {
 		return err
 	}
-	if err := copyHostFile(w, f.HostPath, guestPath(f.GuestPath), mode); err != nil {
+	if err := copyHostFile(w, f.HostPath, s.layout.path(f.GuestPath), mode); err != nil {
 		return err
 	}
 	for _, lib := range libs {
-		if seen[lib] == lib {
+		if s.seen[lib] == lib {
 			continue
 		}
-		if err := claim(seen, lib, lib); err != nil {
+		if err := s.claim(lib, lib); err != nil {
 			return err
 		}
 		// The host path may be a symlink (/lib64/ld-linux-x86-64.so.2):
@@ -429,27 +457,18 @@ func exports(env []string) (string, error) {
 	return b.String(), nil
 }
 
-// initScript is the guest's /init. Results go to the second serial port,
-// kept apart from the kernel console, framed by markers that carry a nonce.
-// Each marker starts with a newline so it always begins a line; the host
-// drops that newline again (see parseResults).
+// initScript is the busybox guest's /init: it sets the guest up, runs the
+// commands (see runCommands) and powers off.
 func initScript(commands []Command, env []string, nonce string) (string, error) {
-	env = append([]string{
-		"PATH=/usr/local/sbin:/usr/local/bin:/bin",
-		"HOME=/root",
-		"TMPDIR=/tmp",
-		testutils.GuestEnv + "=1",
-	}, env...)
-	exp, err := exports(env)
-	if err != nil {
-		return "", err
-	}
 	var b strings.Builder
 	b.WriteString(`#!/bin/busybox sh
 # Generated by internal/vmtest: set up the guest, run the commands, power off.
 /bin/busybox --install /bin
 `)
-	b.WriteString(exp)
+	err := guestEnv(&b, "/usr/local/sbin:/usr/local/bin:/bin", env)
+	if err != nil {
+		return "", err
+	}
 	b.WriteString(`
 m() { mkdir -p "$2"; mount -t "$1" $3 "$1" "$2" || echo "vmtest: mount $1 on $2 failed" >&2; }
 m devtmpfs /dev
@@ -464,14 +483,39 @@ m tmpfs /run -omode=0755
 mkdir -p /var/tmp && chmod 1777 /var/tmp
 ip link set lo up || echo "vmtest: lo is not up" >&2
 hostname vmtest
-stty -F /dev/ttyS1 raw -echo
+`)
+	if err := runCommands(&b, commands, nonce); err != nil {
+		return "", err
+	}
+	b.WriteString("poweroff -f\n")
+	return b.String(), nil
+}
+
+// guestEnv writes the environment every command gets.
+func guestEnv(b *strings.Builder, pathEnv string, env []string) error {
+	exp, err := exports(append([]string{
+		"PATH=" + pathEnv,
+		"HOME=/root",
+		"TMPDIR=/tmp",
+		testutils.GuestEnv + "=1",
+	}, env...))
+	b.WriteString(exp)
+	return err
+}
+
+// runCommands writes the script that runs the commands. Results go to the
+// second serial port, kept apart from the kernel console, framed by
+// markers that carry a nonce. Each marker starts with a newline so it
+// always begins a line; the host drops that newline again (see parseResults).
+func runCommands(b *strings.Builder, commands []Command, nonce string) error {
+	b.WriteString(`stty -F /dev/ttyS1 raw -echo
 exec 3>/dev/ttyS1
 mark() { printf '\n@@vmtest-%s %s\n' "$VMTEST_NONCE" "$*" >&3; }
 `)
-	fmt.Fprintf(&b, "VMTEST_NONCE=%s\n", nonce)
+	fmt.Fprintf(b, "VMTEST_NONCE=%s\n", nonce)
 	for i, c := range commands {
 		if !path.IsAbs(c.Path) {
-			return "", fmt.Errorf("command %s: program path %q is not absolute", c.Name, c.Path)
+			return fmt.Errorf("command %s: program path %q is not absolute", c.Name, c.Path)
 		}
 		dir := c.Dir
 		if dir == "" {
@@ -479,23 +523,22 @@ mark() { printf '\n@@vmtest-%s %s\n' "$VMTEST_NONCE" "$*" >&3; }
 		}
 		cexp, err := exports(c.Env)
 		if err != nil {
-			return "", fmt.Errorf("command %s: %w", c.Name, err)
+			return fmt.Errorf("command %s: %w", c.Name, err)
 		}
 		argv := []string{shellQuote(c.Path)}
 		for _, a := range c.Args {
 			argv = append(argv, shellQuote(a))
 		}
 		qdir := shellQuote(dir)
-		fmt.Fprintf(&b, "\nmark begin %d\n(\nmkdir -p %s && cd %s || exit 125\n%sexec %s\n) >&3 2>&3 </dev/null\nmark end %d $?\n",
+		fmt.Fprintf(b, "\nmark begin %d\n(\nmkdir -p %s && cd %s || exit 125\n%sexec %s\n) >&3 2>&3 </dev/null\nmark end %d $?\n",
 			i, qdir, qdir, cexp, strings.Join(argv, " "), i)
 	}
 	b.WriteString(`
 mark done
 # Closing the last descriptor of the port waits for its output to drain.
 exec 3>&-
-poweroff -f
 `)
-	return b.String(), nil
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/goreleaser/nfpm/v2"
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers the packagers
+	"github.com/goreleaser/nfpm/v2/files"
 	_ "github.com/goreleaser/nfpm/v2/rpm"
 )
 
@@ -25,7 +27,10 @@ type Options struct {
 	Version, Arch string
 	Bin, Out      string
 	Key           string // armored private key; "" for unsigned
-	Config        string
+	// CosignKey signs every artifact into a cosign bundle (<file>.bundle);
+	// "" for none. See readCosignKey; its password is in COSIGN_PASSWORD.
+	CosignKey string
+	Config    string
 	// Date stamps the changelog; zero: SOURCE_DATE_EPOCH, else now.
 	Date time.Time
 }
@@ -34,16 +39,27 @@ type Options struct {
 var Formats = []string{"deb", "rpm"}
 
 // Build writes the packages, SHA256SUMS and (with a key) SHA256SUMS.asc
-// into o.Out, and returns their paths.
+// into o.Out, then (with a cosign key) a cosign bundle of each of the
+// packages and SHA256SUMS, and returns their paths.
 func Build(o Options) ([]string, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
-	changelog, err := writeChangelog(o)
+	date := buildDate(o)
+	changelog, err := writeChangelog(o.Version, date)
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(changelog)
+	manDir, err := os.MkdirTemp("", "kubearmor-man-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(manDir)
+	pages, err := writeManuals(o.Bin, manDir, o.Version, date)
+	if err != nil {
+		return nil, err
+	}
 	vars := map[string]string{"VERSION": o.Version, "ARCH": o.Arch, "BIN": o.Bin, "SIGNING_KEY": o.Key}
 	cfg, err := nfpm.ParseFileWithEnvMapping(o.Config, func(k string) string {
 		if v, ok := vars[k]; ok {
@@ -55,15 +71,19 @@ func Build(o Options) ([]string, error) {
 		return nil, fmt.Errorf("parse %s: %w", o.Config, err)
 	}
 	cfg.Changelog = changelog
-	var out []string
+	for _, dst := range sortedKeys(pages) {
+		cfg.Contents = append(cfg.Contents, &files.Content{Source: pages[dst], Destination: dst, FileInfo: &files.ContentFileInfo{Mode: 0o644}})
+	}
+	var pkgs []string
 	for _, format := range Formats {
 		p, err := pack(cfg, format, o.Out)
 		if err != nil {
-			return out, err
+			return pkgs, err
 		}
-		out = append(out, p)
+		pkgs = append(pkgs, p)
 	}
-	sums, err := writeSums(o.Out, out)
+	out := slices.Clone(pkgs)
+	sums, err := writeSums(o.Out, pkgs)
 	if err != nil {
 		return out, err
 	}
@@ -74,6 +94,19 @@ func Build(o Options) ([]string, error) {
 			return out, err
 		}
 		out = append(out, asc)
+	}
+	if o.CosignKey != "" {
+		key, err := readCosignKey(o.CosignKey, os.Getenv("COSIGN_PASSWORD"))
+		if err != nil {
+			return out, err
+		}
+		for _, f := range append(pkgs, sums) {
+			bundle, err := writeCosignBundle(key, f)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, bundle)
+		}
 	}
 	return out, nil
 }
@@ -102,19 +135,33 @@ func pack(cfg nfpm.Config, format, dir string) (string, error) {
 	return path, f.Close()
 }
 
-// writeChangelog writes the one-entry changelog nfpm turns into the deb's
-// changelog.Debian.gz and the rpm's %changelog.
-func writeChangelog(o Options) (string, error) {
-	date := o.Date
-	if date.IsZero() {
-		date = time.Now().UTC()
-		if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-			var sec int64
-			if _, err := fmt.Sscan(s, &sec); err == nil {
-				date = time.Unix(sec, 0).UTC()
-			}
+// buildDate stamps the changelog and the manual pages: o.Date, else
+// SOURCE_DATE_EPOCH, else now.
+func buildDate(o Options) time.Time {
+	if !o.Date.IsZero() {
+		return o.Date
+	}
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		var sec int64
+		if _, err := fmt.Sscan(s, &sec); err == nil {
+			return time.Unix(sec, 0).UTC()
 		}
 	}
+	return time.Now().UTC()
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// writeChangelog writes the one-entry changelog nfpm turns into the deb's
+// changelog.Debian.gz and the rpm's %changelog.
+func writeChangelog(version string, date time.Time) (string, error) {
 	f, err := os.CreateTemp("", "kubearmor-changelog-*.yaml")
 	if err != nil {
 		return "", err
@@ -128,7 +175,7 @@ func writeChangelog(o Options) (string, error) {
     distributions: [stable]
   changes:
     - note: "Release %s."
-`, o.Version+"-1", date.Format(time.RFC3339), o.Version)
+`, version+"-1", date.Format(time.RFC3339), version)
 	return f.Name(), f.Close()
 }
 
@@ -195,10 +242,14 @@ func signDetached(key, passphrase, path string) (string, error) {
 	return asc, os.WriteFile(asc, sig.Bytes(), 0o644)
 }
 
-// GenerateKey writes a new RSA key pair, unprotected, as dir/private.asc and
-// dir/public.asc.
+// GenerateKey writes new key pairs, unprotected: OpenPGP (RSA) as
+// dir/private.asc and dir/public.asc, cosign's (ECDSA P-256) as
+// dir/cosign.key and dir/cosign.pub.
 func GenerateKey(dir, name string, now time.Time) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := generateCosignKey(dir); err != nil {
 		return err
 	}
 	cfg := &packet.Config{RSABits: 3072, Time: func() time.Time { return now }}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
+	"github.com/kubearmor/kubearmor-host/internal/vmtest"
 )
 
 // need returns the path of a tool the check uses, or fails: the suite's
@@ -34,9 +38,19 @@ func sh(t *testing.T, dir string, env []string, name string, args ...string) str
 	return string(out)
 }
 
-// TestPackages builds both packages, signed with a throwaway key, and
-// checks them with the tools a user and a distribution would use.
-func TestPackages(t *testing.T) {
+// built is what buildPackages made.
+type built struct {
+	root     string // the repository
+	dist     string // the packages, SHA256SUMS and SHA256SUMS.asc
+	deb, rpm string
+	public   string // the armored public key they are signed with
+	// cosignPublic is the key the cosign bundles verify with.
+	cosignPublic string
+}
+
+// buildPackages builds both packages as make package does, signed with a
+// throwaway key.
+func buildPackages(t *testing.T) built {
 	for tool, pkg := range map[string]string{"dpkg-deb": "dpkg", "rpm": "rpm", "gpg": "gnupg", "lintian": "lintian", "ar": "binutils", "sha256sum": "coreutils"} {
 		need(t, tool, pkg)
 	}
@@ -47,27 +61,104 @@ func TestPackages(t *testing.T) {
 	tmp := t.TempDir()
 	bin, out, keys := filepath.Join(tmp, "bin"), filepath.Join(tmp, "dist"), filepath.Join(tmp, "keys")
 	for _, c := range []string{"kubearmor", "karmor"} {
-		// As make build does.
-		sh(t, root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", filepath.Join(bin, c), "./cmd/"+c)
+		// As make build VERSION=0.1.0 does.
+		sh(t, root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=0.1.0", "-o", filepath.Join(bin, c), "./cmd/"+c)
 	}
 	if err := GenerateKey(keys, "kubearmor-host test signing key", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	t.Chdir(root)
 	files, err := Build(Options{Version: "0.1.0", Arch: "amd64", Bin: bin, Out: out, Key: filepath.Join(keys, "private.asc"),
-		Config: "packaging/nfpm.yaml", Date: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)})
+		CosignKey: filepath.Join(keys, "cosign.key"), Config: "packaging/nfpm.yaml", Date: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deb, rpm := filepath.Join(out, "kubearmor_0.1.0-1_amd64.deb"), filepath.Join(out, "kubearmor-0.1.0-1.x86_64.rpm")
-	want := []string{deb, rpm, filepath.Join(out, "SHA256SUMS"), filepath.Join(out, "SHA256SUMS.asc")}
+	b := built{root: root, dist: out, deb: filepath.Join(out, "kubearmor_0.1.0-1_amd64.deb"), rpm: filepath.Join(out, "kubearmor-0.1.0-1.x86_64.rpm"),
+		public: filepath.Join(keys, "public.asc"), cosignPublic: filepath.Join(keys, "cosign.pub")}
+	sums := filepath.Join(out, "SHA256SUMS")
+	want := []string{b.deb, b.rpm, sums, sums + ".asc", b.deb + ".bundle", b.rpm + ".bundle", sums + ".bundle"}
 	if strings.Join(files, " ") != strings.Join(want, " ") {
 		t.Fatalf("built %v, want %v", files, want)
 	}
+	return b
+}
+
+// TestPackages builds both packages, signed with a throwaway key, and
+// checks them with the tools a user and a distribution would use.
+func TestPackages(t *testing.T) {
+	if testutils.InGuest() {
+		t.Skip("a host test: it builds the packages that TestSystem's guest installs")
+	}
+	cosign := cosignBinary(t)
+	b := buildPackages(t)
+	tmp := t.TempDir()
+	out, deb, rpm := b.dist, b.deb, b.rpm
 	gnupg := filepath.Join(tmp, "gnupg")
 	os.Mkdir(gnupg, 0o700)
 	gpgEnv := []string{"GNUPGHOME=" + gnupg}
-	sh(t, tmp, gpgEnv, "gpg", "--batch", "--import", filepath.Join(keys, "public.asc"))
+	sh(t, tmp, gpgEnv, "gpg", "--batch", "--import", b.public)
+
+	t.Run("readme", func(t *testing.T) {
+		// What the README tells a user to run, but apt install, which
+		// TestSystem runs on a real Debian system: in a copy of the
+		// release, with the keys as release.asc and cosign.pub, keyrings
+		// of its own (rpm's through ~/.rpmmacros) and without sudo.
+		cmds, _, err := readmeInstructions(filepath.Join(b.root, "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, home := filepath.Join(tmp, "readme"), filepath.Join(tmp, "home")
+		sh(t, tmp, nil, "cp", "-a", out, dir)
+		testutils.CopyFile(t, b.public, filepath.Join(dir, "release.asc"), 0o644)
+		testutils.CopyFile(t, b.cosignPublic, filepath.Join(dir, "cosign.pub"), 0o644)
+		os.MkdirAll(filepath.Join(home, ".gnupg"), 0o700)
+		os.WriteFile(filepath.Join(home, ".rpmmacros"), []byte("%_dbpath "+filepath.Join(home, "rpmdb")+"\n"), 0o644)
+		env := []string{"HOME=" + home, "GNUPGHOME=" + filepath.Join(home, ".gnupg"), "PATH=" + filepath.Dir(cosign) + ":" + os.Getenv("PATH")}
+		for _, c := range cmds {
+			t.Logf("$ %s\n%s", c, sh(t, dir, env, "sh", "-ec", c))
+		}
+	})
+
+	t.Run("cosign", func(t *testing.T) {
+		// Every bundle verifies with the real cosign, and only for its
+		// own file; and a key made by cosign itself (encrypted with
+		// COSIGN_PASSWORD) signs as well as -gen-key's.
+		verify := func(key, bundle, file string) error {
+			cmd := exec.Command(cosign, "verify-blob", "--key", key, "--bundle", bundle, "--insecure-ignore-tlog=true", file)
+			cmd.Env = append(os.Environ(), "TUF_ROOT="+filepath.Join(tmp, "tuf"))
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Verified OK") {
+				return fmt.Errorf("cosign verify-blob --bundle %s %s: %v\n%s", filepath.Base(bundle), filepath.Base(file), err, out)
+			}
+			return nil
+		}
+		for _, f := range []string{deb, rpm, filepath.Join(out, "SHA256SUMS")} {
+			if err := verify(b.cosignPublic, f+".bundle", f); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := verify(b.cosignPublic, deb+".bundle", rpm); err == nil {
+			t.Error("the deb's bundle verifies the rpm")
+		}
+		keys := filepath.Join(tmp, "cosign-keys")
+		os.Mkdir(keys, 0o700)
+		sh(t, keys, []string{"COSIGN_PASSWORD=correct horse"}, cosign, "generate-key-pair")
+		if _, err := readCosignKey(filepath.Join(keys, "cosign.key"), "wrong"); err == nil {
+			t.Error("a cosign key opened with the wrong password")
+		}
+		key, err := readCosignKey(filepath.Join(keys, "cosign.key"), "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob := filepath.Join(keys, "blob")
+		os.WriteFile(blob, []byte("kubearmor"), 0o644)
+		bundle, err := writeCosignBundle(key, blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := verify(filepath.Join(keys, "cosign.pub"), bundle, blob); err != nil {
+			t.Error(err)
+		}
+	})
 
 	t.Run("checksums", func(t *testing.T) {
 		sh(t, out, nil, "sha256sum", "--check", "--strict", "SHA256SUMS")
@@ -89,6 +180,8 @@ func TestPackages(t *testing.T) {
 			`-rw-r--r-- root/root .* \./etc/kubearmor/policies/block-sleep\.yaml\.example\n`,
 			`-rw-r--r-- root/root .* \./usr/share/doc/kubearmor/copyright\n`,
 			`-rw-r--r-- (root/root|0/0) .* \./usr/share/doc/kubearmor/changelog\.Debian\.gz\n`,
+			`-rw-r--r-- root/root .* \./usr/share/man/man8/kubearmor\.8\.gz\n`,
+			`-rw-r--r-- root/root .* \./usr/share/man/man1/karmor\.1\.gz\n`,
 		} {
 			if !regexp.MustCompile(re).MatchString(contents) {
 				t.Errorf("deb contents lack %s:\n%s", re, contents)
@@ -129,7 +222,7 @@ func TestPackages(t *testing.T) {
 	t.Run("rpm", func(t *testing.T) {
 		db := filepath.Join(tmp, "rpmdb")
 		sh(t, tmp, nil, "rpm", "--dbpath", db, "--initdb")
-		sh(t, tmp, nil, "rpm", "--dbpath", db, "--import", filepath.Join(keys, "public.asc"))
+		sh(t, tmp, nil, "rpm", "--dbpath", db, "--import", b.public)
 		if got := sh(t, tmp, nil, "rpm", "--dbpath", db, "--checksig", rpm); !strings.Contains(got, "digests signatures OK") {
 			t.Errorf("rpm --checksig: %s", got)
 		}
@@ -169,4 +262,37 @@ func TestPackages(t *testing.T) {
 			}
 		}
 	})
+}
+
+// cosignVersion is the cosign the tests verify bundles with.
+const cosignVersion = "v2.6.5"
+
+// cosignBinary returns cosign from PATH or the cache, building it with go
+// install into the cache on first use (a few minutes; the cache is
+// vmtest's, keyed by version).
+func cosignBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("cosign"); err == nil {
+		return p
+	}
+	dir := filepath.Join(vmtest.CacheDir(), "tools", "cosign-"+cosignVersion)
+	bin := filepath.Join(dir, "cosign")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("cosign is not installed and the cache is not writable: %v", err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".build-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	begin := time.Now()
+	sh(t, tmp, []string{"GOBIN=" + tmp, "CGO_ENABLED=0"}, "go", "install", "github.com/sigstore/cosign/v2/cmd/cosign@"+cosignVersion)
+	if err := os.Rename(filepath.Join(tmp, "cosign"), bin); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built cosign %s in %v: %s", cosignVersion, time.Since(begin).Round(time.Second), bin)
+	return bin
 }
