@@ -29,16 +29,7 @@ func TestDebianLayout(t *testing.T) {
 // caller's, at their merged-/usr paths; dynamic programs are allowed.
 func TestBuildSystemImage(t *testing.T) {
 	dir := t.TempDir()
-	tree := filepath.Join(dir, "root")
-	for name, content := range map[string]string{"usr/bin/true": "#!/bin/sh\n", "etc/os-release": "ID=debian\n"} {
-		p := filepath.Join(tree, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree := writeTree(t, filepath.Join(dir, "root"), map[string]string{"usr/bin/true": "#!/bin/sh\n", "etc/os-release": "ID=debian\n"}, 0o644)
 	if err := os.Symlink("usr/bin", filepath.Join(tree, "bin")); err != nil {
 		t.Fatal(err)
 	}

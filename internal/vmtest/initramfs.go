@@ -205,9 +205,6 @@ func writeBase(w *cpioWriter, script string) error {
 	return copyHostFile(w, BusyboxPath, "/bin/busybox", 0o755)
 }
 
-// guestPath maps a path of the busybox image to where it is stored.
-func guestPath(p string) string { return busyboxLayout().path(p) }
-
 // fileSet adds the caller's files to an image, once each.
 type fileSet struct {
 	layout layout

@@ -33,9 +33,10 @@ func TestGuestPath(t *testing.T) {
 		{"/etc/kubearmor/policies/a.yaml", "/etc/kubearmor/policies/a.yaml"},
 		{"/usr/binary", "/usr/binary"},
 	}
+	l := busyboxLayout()
 	for _, tt := range tests {
-		if got := guestPath(tt.in); got != tt.want {
-			t.Errorf("guestPath(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := l.path(tt.in); got != tt.want {
+			t.Errorf("path(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -119,16 +120,7 @@ func TestBuildInitramfs(t *testing.T) {
 		t.Skipf("needs busybox-static: %v", err)
 	}
 	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	for name, content := range map[string]string{"a.txt": "A", "sub/b.txt": "B"} {
-		p := filepath.Join(tree, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tree := writeTree(t, filepath.Join(dir, "tree"), map[string]string{"a.txt": "A", "sub/b.txt": "B"}, 0o600)
 	if err := os.Symlink("a.txt", filepath.Join(tree, "link")); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +200,22 @@ func TestSharedLibraries(t *testing.T) {
 			t.Errorf("%s: present %v, mode %o, want a regular file", name, ok, e.mode)
 		}
 	}
+}
+
+// writeTree writes files (relative path -> content) under root, with
+// their directories, and returns root.
+func writeTree(t *testing.T, root string, files map[string]string, mode os.FileMode) string {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }
 
 // imageEntries reads the initramfs at path into its entries by name.
