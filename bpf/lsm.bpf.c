@@ -460,6 +460,43 @@ int BPF_PROG(ka_sb_pivotroot, const struct path *old_path, const struct path *ne
 	return prev(ret);
 }
 
+/*
+ * The hooks above move the epochs before the change is made: a walk that
+ * runs between the hook and the change (d_move, the mount's attach) would
+ * cache a path the change then alters. These run once it is done and move
+ * the epochs again, so whatever was cached in between is stale. Mount moves
+ * and pivot_root are left to their hooks (no function all kernels export
+ * and keep out of line covers them; both need CAP_SYS_ADMIN in the mount
+ * namespace). Tracing programs, not LSM ones: BPF-LSM has no hook after
+ * the fact; the trampoline is the same.
+ */
+SEC("fexit/vfs_rename")
+int BPF_PROG(ka_rename_done, struct renamedata *rd, int ret)
+{
+	if (ret)
+		return 0; /* nothing moved */
+	if (is_dir(BPF_CORE_READ(rd, old_dentry)) || is_dir(BPF_CORE_READ(rd, new_dentry)))
+		bump_epoch();
+	else
+		bump_names();
+	return 0;
+}
+
+SEC("fexit/path_mount")
+int BPF_PROG(ka_mount_done, const char *dev_name, struct path *path, const char *type, unsigned long flags, void *data,
+	     int ret)
+{
+	bump_epoch();
+	return 0;
+}
+
+SEC("fexit/path_umount")
+int BPF_PROG(ka_umount_done, struct path *path, int flags, int ret)
+{
+	bump_epoch();
+	return 0;
+}
+
 static __always_inline int check_dir_entry(__u8 op, const struct path *dir, struct dentry *dentry)
 {
 	return check_path(KA_KIND_FILE, op, dir->mnt, dentry, NULL);

@@ -3,7 +3,8 @@
 // report the decisions it makes. The implementations live in sub-packages:
 // bpflsm (the kernel decides in LSM hooks) and observe (no LSM: exec events
 // from tracepoints are checked by the reference matcher and only audited).
-// Package detect chooses between them.
+// Package detect chooses between them. Package apparmor compiles sets into
+// AppArmor profiles, for the fallback enforcer still to be built on it.
 package enforcer
 
 import (

@@ -61,6 +61,12 @@ struct path {
 	struct dentry *dentry;
 } __ka_core;
 
+/* vfs_rename's argument (5.12+). */
+struct renamedata {
+	struct dentry *old_dentry;
+	struct dentry *new_dentry;
+} __ka_core;
+
 struct file {
 	struct path f_path;
 	struct inode *f_inode;

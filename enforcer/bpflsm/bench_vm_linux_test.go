@@ -436,7 +436,8 @@ func benchEnforcer(n int, named string) func(t testing.TB) (func(bool) error, fu
 	}
 }
 
-// lsmSwitch attaches and detaches a set of LSM programs.
+// lsmSwitch attaches and detaches a set of programs (the LSM ones and
+// their tracing companions).
 type lsmSwitch struct {
 	progs []*ebpf.Program
 	links []link.Link
@@ -452,7 +453,7 @@ func (s *lsmSwitch) attach(on bool) error {
 		return errors.Join(errs...)
 	}
 	for _, p := range s.progs {
-		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		l, err := attach(p)
 		if err != nil {
 			return fmt.Errorf("attach %s: %w", p, err)
 		}

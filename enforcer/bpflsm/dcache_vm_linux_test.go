@@ -3,6 +3,8 @@
 package bpflsm
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"syscall"
@@ -189,4 +191,60 @@ func TestFileCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	open(root+"/moved/linked", syscall.EACCES)
+}
+
+// TestEpochsAfterChange checks that the caches' epochs move twice for a
+// rename or a mount: in the LSM hook, before the change, and once it is
+// done (the fexit programs), so that an entry cached by a walk between the
+// two is stale; and only once when the rename is refused, as nothing moved.
+func TestEpochsAfterChange(t *testing.T) {
+	e, _ := loadEnforcer(t)
+	root := t.TempDir()
+	if err := e.Apply(setOf(t, 2, policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: root + "/denied"})); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/a/sub"} {
+		if err := os.MkdirAll(root+d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(root+"/f", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := func() [2]uint64 {
+		var out [2]uint64
+		for i := range out {
+			if err := e.objs.Epoch.Lookup(uint32(i), &out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name             string
+		change           func() error
+		namespace, names uint64 // how far each epoch moves
+	}{
+		{"directory rename", func() error { return os.Rename(root+"/a", root+"/b") }, 2, 2},
+		{"file rename", func() error { return os.Rename(root+"/f", root+"/g") }, 0, 2},
+		{"refused rename", func() error {
+			// Refused by the hook itself: vfs_rename never runs.
+			if err := os.Rename(root+"/b", root+"/denied"); !errors.Is(err, syscall.EACCES) {
+				return fmt.Errorf("rename to a blocked name: %v, want EACCES", err)
+			}
+			return nil
+		}, 1, 1},
+		{"mount", func() error { return unix.Mount("tmpfs", root+"/b/sub", "tmpfs", 0, "") }, 2, 2},
+		{"unmount", func() error { return unix.Unmount(root+"/b/sub", 0) }, 2, 2},
+	}
+	for _, tt := range tests {
+		before := read()
+		if err := tt.change(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		after := read()
+		if got := [2]uint64{after[0] - before[0], after[1] - before[1]}; got != [2]uint64{tt.namespace, tt.names} {
+			t.Errorf("%s moved the epochs by %v, want [namespace names] = [%d %d]", tt.name, got, tt.namespace, tt.names)
+		}
+	}
 }

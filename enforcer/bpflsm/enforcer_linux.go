@@ -58,6 +58,11 @@ type hooks struct {
 	SbUmount      *ebpf.Program `ebpf:"ka_sb_umount"`
 	MoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
 	SbPivotroot   *ebpf.Program `ebpf:"ka_sb_pivotroot"`
+	// Tracing programs (fexit) that move the caches' epochs again once a
+	// rename or mount is done (see lsm.bpf.c).
+	RenameDone *ebpf.Program `ebpf:"ka_rename_done"`
+	MountDone  *ebpf.Program `ebpf:"ka_mount_done"`
+	UmountDone *ebpf.Program `ebpf:"ka_umount_done"`
 }
 
 // all lists the programs in field order, and names their names (the
@@ -89,6 +94,8 @@ type Enforcer struct {
 		// while syscall rules are in force (see Apply).
 		SysEnter *ebpf.Program `ebpf:"ka_sys_enter"`
 		Alerts   *ebpf.Map     `ebpf:"alerts"`
+		// Epoch holds the caches' epochs; only tests read it.
+		Epoch *ebpf.Map `ebpf:"epoch"`
 		policyMaps
 	}
 	sysLink link.Link
@@ -130,7 +137,7 @@ func Load(opts Options) (*Enforcer, error) {
 		return nil, fmt.Errorf("load BPF-LSM programs: %w", err)
 	}
 	for _, p := range e.objs.all() {
-		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		l, err := attach(p)
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("attach %s: %w", p, err)
@@ -144,6 +151,15 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 	}
 	return e, nil
+}
+
+// attach attaches an LSM program to its hook, or a tracing one to its
+// function.
+func attach(p *ebpf.Program) (link.Link, error) {
+	if p.Type() == ebpf.Tracing {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	}
+	return link.AttachLSM(link.LSMOptions{Program: p})
 }
 
 // Name implements enforcer.Enforcer.

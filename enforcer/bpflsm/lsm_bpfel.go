@@ -408,6 +408,7 @@ const (
 	lsmProgKaBprmCommitted = "ka_bprm_committed"
 	lsmProgKaCapable       = "ka_capable"
 	lsmProgKaFileOpen      = "ka_file_open"
+	lsmProgKaMountDone     = "ka_mount_done"
 	lsmProgKaMoveMount     = "ka_move_mount"
 	lsmProgKaPathChmod     = "ka_path_chmod"
 	lsmProgKaPathChown     = "ka_path_chown"
@@ -419,6 +420,7 @@ const (
 	lsmProgKaPathSymlink   = "ka_path_symlink"
 	lsmProgKaPathTruncate  = "ka_path_truncate"
 	lsmProgKaPathUnlink    = "ka_path_unlink"
+	lsmProgKaRenameDone    = "ka_rename_done"
 	lsmProgKaSbMount       = "ka_sb_mount"
 	lsmProgKaSbPivotroot   = "ka_sb_pivotroot"
 	lsmProgKaSbUmount      = "ka_sb_umount"
@@ -428,6 +430,7 @@ const (
 	lsmProgKaSocketCreate  = "ka_socket_create"
 	lsmProgKaSysEnter      = "ka_sys_enter"
 	lsmProgKaTestDecide    = "ka_test_decide"
+	lsmProgKaUmountDone    = "ka_umount_done"
 	lsmVarKaUnusedTypes    = "ka_unused_types"
 )
 
@@ -477,6 +480,7 @@ type lsmProgramSpecs struct {
 	KaBprmCommitted *ebpf.ProgramSpec `ebpf:"ka_bprm_committed"`
 	KaCapable       *ebpf.ProgramSpec `ebpf:"ka_capable"`
 	KaFileOpen      *ebpf.ProgramSpec `ebpf:"ka_file_open"`
+	KaMountDone     *ebpf.ProgramSpec `ebpf:"ka_mount_done"`
 	KaMoveMount     *ebpf.ProgramSpec `ebpf:"ka_move_mount"`
 	KaPathChmod     *ebpf.ProgramSpec `ebpf:"ka_path_chmod"`
 	KaPathChown     *ebpf.ProgramSpec `ebpf:"ka_path_chown"`
@@ -488,6 +492,7 @@ type lsmProgramSpecs struct {
 	KaPathSymlink   *ebpf.ProgramSpec `ebpf:"ka_path_symlink"`
 	KaPathTruncate  *ebpf.ProgramSpec `ebpf:"ka_path_truncate"`
 	KaPathUnlink    *ebpf.ProgramSpec `ebpf:"ka_path_unlink"`
+	KaRenameDone    *ebpf.ProgramSpec `ebpf:"ka_rename_done"`
 	KaSbMount       *ebpf.ProgramSpec `ebpf:"ka_sb_mount"`
 	KaSbPivotroot   *ebpf.ProgramSpec `ebpf:"ka_sb_pivotroot"`
 	KaSbUmount      *ebpf.ProgramSpec `ebpf:"ka_sb_umount"`
@@ -497,6 +502,7 @@ type lsmProgramSpecs struct {
 	KaSocketCreate  *ebpf.ProgramSpec `ebpf:"ka_socket_create"`
 	KaSysEnter      *ebpf.ProgramSpec `ebpf:"ka_sys_enter"`
 	KaTestDecide    *ebpf.ProgramSpec `ebpf:"ka_test_decide"`
+	KaUmountDone    *ebpf.ProgramSpec `ebpf:"ka_umount_done"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -629,6 +635,7 @@ type lsmPrograms struct {
 	KaBprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
 	KaCapable       *ebpf.Program `ebpf:"ka_capable"`
 	KaFileOpen      *ebpf.Program `ebpf:"ka_file_open"`
+	KaMountDone     *ebpf.Program `ebpf:"ka_mount_done"`
 	KaMoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
 	KaPathChmod     *ebpf.Program `ebpf:"ka_path_chmod"`
 	KaPathChown     *ebpf.Program `ebpf:"ka_path_chown"`
@@ -640,6 +647,7 @@ type lsmPrograms struct {
 	KaPathSymlink   *ebpf.Program `ebpf:"ka_path_symlink"`
 	KaPathTruncate  *ebpf.Program `ebpf:"ka_path_truncate"`
 	KaPathUnlink    *ebpf.Program `ebpf:"ka_path_unlink"`
+	KaRenameDone    *ebpf.Program `ebpf:"ka_rename_done"`
 	KaSbMount       *ebpf.Program `ebpf:"ka_sb_mount"`
 	KaSbPivotroot   *ebpf.Program `ebpf:"ka_sb_pivotroot"`
 	KaSbUmount      *ebpf.Program `ebpf:"ka_sb_umount"`
@@ -649,6 +657,7 @@ type lsmPrograms struct {
 	KaSocketCreate  *ebpf.Program `ebpf:"ka_socket_create"`
 	KaSysEnter      *ebpf.Program `ebpf:"ka_sys_enter"`
 	KaTestDecide    *ebpf.Program `ebpf:"ka_test_decide"`
+	KaUmountDone    *ebpf.Program `ebpf:"ka_umount_done"`
 }
 
 func (p *lsmPrograms) Close() error {
@@ -657,6 +666,7 @@ func (p *lsmPrograms) Close() error {
 		p.KaBprmCommitted,
 		p.KaCapable,
 		p.KaFileOpen,
+		p.KaMountDone,
 		p.KaMoveMount,
 		p.KaPathChmod,
 		p.KaPathChown,
@@ -668,6 +678,7 @@ func (p *lsmPrograms) Close() error {
 		p.KaPathSymlink,
 		p.KaPathTruncate,
 		p.KaPathUnlink,
+		p.KaRenameDone,
 		p.KaSbMount,
 		p.KaSbPivotroot,
 		p.KaSbUmount,
@@ -677,6 +688,7 @@ func (p *lsmPrograms) Close() error {
 		p.KaSocketCreate,
 		p.KaSysEnter,
 		p.KaTestDecide,
+		p.KaUmountDone,
 	)
 }
 

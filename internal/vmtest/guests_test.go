@@ -8,6 +8,7 @@ import "testing"
 var guestPackages = []string{
 	"./enforcer/detect",
 	"./enforcer/bpflsm",
+	"./enforcer/apparmor",
 	"./cmd/kubearmor",
 }
 

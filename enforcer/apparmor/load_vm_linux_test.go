@@ -1,0 +1,95 @@
+package apparmor
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kubearmor/kubearmor-host/internal/testutils"
+	"github.com/kubearmor/kubearmor-host/policy"
+)
+
+// TestEnforce loads compiled profiles into a guest's AppArmor and checks
+// that processes started afterwards are held to them: a blocked program
+// does not run, a blocked file does not open, a readOnly file reads but
+// does not write, a blocked capability is refused, and the rest works;
+// removing the profiles lifts it all. The test process itself started
+// before the profiles and stays unconfined, as every running process does:
+// the shells it starts are the confined ones.
+func TestEnforce(t *testing.T) {
+	testutils.RequireGuest(t)
+	if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.TrimSpace(string(b)) != "Y" {
+		t.Fatal("AppArmor is not enabled in the guest")
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		t.Fatalf("apparmor_parser is not in the guest (the suite adds the host's): %v", err)
+	}
+	dir := t.TempDir()
+	// A copy of busybox named after an applet (busybox picks the applet by
+	// name): it runs, and exits 0, unless the profile refuses it.
+	prog, free := filepath.Join(dir, "bin", "true"), filepath.Join(dir, "free")
+	secret, config := filepath.Join(dir, "secret"), filepath.Join(dir, "config")
+	testutils.CopyFile(t, "/bin/busybox", prog, 0o755)
+	for _, f := range []string{free, secret, config} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rules := []policy.Rule{
+		{Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchPath, Path: prog},
+		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: secret},
+		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: config, ReadOnly: true},
+		{Kind: policy.KindCapabilities, Action: policy.ActionBlock, Match: policy.MatchCapability, Capability: 0}, // chown
+	}
+	for i := range rules {
+		rules[i].Origin = policy.Origin{File: "t.yaml", Line: i + 1, Field: "rule"}
+	}
+	set, err := policy.NewSet(1, auditPostures, []*policy.Document{{File: "t.yaml", Line: 1, Name: "t", Rules: rules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Loader{Parser: parser, Dir: filepath.Join(dir, "profiles")}
+	if err := l.Replace(c.Profiles); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.RemoveAll() })
+
+	// sh runs script in a new (so confined) shell and reports its status.
+	sh := func(script string) error { return exec.Command("/bin/sh", "-c", script).Run() }
+	checks := []struct {
+		what   string
+		script string
+		ok     bool
+	}{
+		{"a free file opens", "cat " + free, true},
+		{"the blocked file does not", "cat " + secret, false},
+		{"the readOnly file reads", "cat " + config, true},
+		{"but is not written", "echo y >> " + config, false},
+		{"the blocked program does not run", prog, false},
+		{"other programs run", "/bin/true", true},
+		{"the blocked capability is refused", "chown 65534 " + free, false},
+		{"the shell is confined by the host profile", "grep -q kubearmor-host /proc/self/attr/current", true},
+	}
+	run := func(phase string, want func(ok bool) bool) {
+		for _, c := range checks {
+			if err := sh(c.script); want(c.ok) != (err == nil) {
+				t.Errorf("%s: %s (%s): error %v", phase, c.what, c.script, err)
+			}
+		}
+	}
+	run("with the profiles", func(ok bool) bool { return ok })
+
+	if err := l.RemoveAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh("cat " + secret + " && " + prog + " && echo y >> " + config); err != nil {
+		t.Errorf("after RemoveAll, what was blocked: %v", err)
+	}
+}

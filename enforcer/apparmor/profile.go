@@ -1,0 +1,363 @@
+// Package apparmor compiles a policy set into AppArmor profiles, the
+// fallback enforcer's form of the rules where BPF-LSM is not available.
+//
+// The profiles, each allowing everything the set does not restrict (so that
+// confining a process never takes from it more than the rules say):
+//
+//   - kubearmor-host, attached to /**: every program executed after the
+//     profiles load that no more specific profile claims (KubeArmor's host
+//     profile attaches to shells only). Its rules are the set's rules
+//     without fromSource.
+//   - kubearmor-source-N, one per fromSource entry, attached to that
+//     executable (or directory of them): the host-wide rules and the
+//     rules that name the source.
+//
+// Programs they run move to their own profile if they have one (pix), else
+// stay in the caller's; a distribution's profile for a program is not
+// overridden.
+//
+// Rules map as the reference matcher (policy/match) defines them: Block is
+// "audit deny" (AppArmor's plain deny is silent; alerts come from the audit
+// records), Audit is an audited allow, Allow an allow that, with a block
+// posture, leaves the kind's blanket permission out of the profile. Deny
+// beats allow and audit flags add up, which gives Block > Audit > Allow.
+// What AppArmor cannot express is reported per rule as a Limitation and
+// left out; nothing is enforced more strictly than the rule says.
+package apparmor
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kubearmor/kubearmor-host/policy"
+)
+
+// HostProfile is the name of the profile of host-wide rules.
+const HostProfile = "kubearmor-host"
+
+// sourceProfilePrefix names the profiles of fromSource rules.
+const sourceProfilePrefix = "kubearmor-source-"
+
+// Profile is one AppArmor profile.
+type Profile struct {
+	Name   string
+	Attach string // the attachment (an AppArmor glob)
+	Text   string // the profile, as apparmor_parser reads it
+}
+
+// Limitation is a rule, or part of one, that AppArmor cannot express: it is
+// not enforced by this enforcer.
+type Limitation struct {
+	Rule   uint32
+	Origin policy.Origin
+	Reason string
+}
+
+func (l Limitation) String() string {
+	return fmt.Sprintf("rule %d (%s): %s", l.Rule, l.Origin, l.Reason)
+}
+
+// Compiled is a set's profiles and what they leave out.
+type Compiled struct {
+	Profiles    []Profile
+	Limitations []Limitation
+}
+
+// Compile translates set into profiles. It fails only on a rule it cannot
+// read; what AppArmor cannot express is in Limitations.
+func Compile(set *policy.Set) (*Compiled, error) {
+	c := &Compiled{}
+	var hostWide []*policy.Rule
+	type source struct {
+		src   policy.Source
+		rules []*policy.Rule
+	}
+	var sources []*source
+	find := func(s policy.Source) *source {
+		for _, x := range sources {
+			if x.src == s {
+				return x
+			}
+		}
+		x := &source{src: s}
+		sources = append(sources, x)
+		return x
+	}
+	for r := range set.Rules() {
+		if reason := unsupported(r); reason != "" {
+			c.limit(r, reason)
+			continue
+		}
+		if len(r.Sources) == 0 {
+			hostWide = append(hostWide, r)
+			continue
+		}
+		for _, s := range r.Sources {
+			find(s).rules = append(find(s).rules, r)
+		}
+	}
+	host, err := c.profile(HostProfile, "/**", set.Postures(), hostWide, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.Profiles = append(c.Profiles, host)
+	for i, s := range sources {
+		for _, other := range sources[:i] {
+			if overlaps(s.src, other.src) {
+				for _, r := range s.rules {
+					c.limit(r, fmt.Sprintf("fromSource %s overlaps %s: AppArmor attaches one profile per program, so the longer match alone applies",
+						sourceString(s.src), sourceString(other.src)))
+				}
+			}
+		}
+		p, err := c.profile(fmt.Sprintf("%s%d", sourceProfilePrefix, i+1), attachment(s.src), set.Postures(), hostWide, s.rules)
+		if err != nil {
+			return nil, err
+		}
+		c.Profiles = append(c.Profiles, p)
+	}
+	return c, nil
+}
+
+// limit records a limitation once, however many profiles hold the rule.
+func (c *Compiled) limit(r *policy.Rule, reason string) {
+	l := Limitation{Rule: r.ID, Origin: r.Origin, Reason: reason}
+	if !slices.Contains(c.Limitations, l) {
+		c.Limitations = append(c.Limitations, l)
+	}
+}
+
+// unsupported says why AppArmor cannot enforce r at all, or "".
+func unsupported(r *policy.Rule) string {
+	switch {
+	case r.Kind == policy.KindSyscall:
+		return "AppArmor does not mediate system calls"
+	case r.OwnerOnly && r.Action != policy.ActionAllow:
+		return "ownerOnly on a Block or Audit rule means other users' access, which this enforcer does not express yet"
+	case r.Kind == policy.KindNetwork && networkRules(r.Protocol) == nil:
+		return fmt.Sprintf("AppArmor's network rules cannot name protocol %s", r.Protocol)
+	}
+	return ""
+}
+
+// allowList reports whether Allow rules of kind k, in profile rules, make an
+// allow-list; with an audit posture that is a limitation (AppArmor cannot
+// allow the rest silently and audit it), and the Allow rules are dropped.
+func (c *Compiled) allowList(k policy.Kind, posture policy.Posture, rules []*policy.Rule) (bool, []*policy.Rule) {
+	var allows, out []*policy.Rule
+	for _, r := range rules {
+		if r.Kind == k && r.Action == policy.ActionAllow {
+			allows = append(allows, r)
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(allows) == 0 {
+		return false, rules
+	}
+	if posture != policy.PostureBlock {
+		for _, r := range allows {
+			c.limit(r, "an allow-list with the audit posture needs \"allow the rest and audit it\", which AppArmor cannot express; not enforced")
+		}
+		return false, out
+	}
+	return true, rules
+}
+
+// profile writes one profile: the blanket permissions of the kinds without
+// an allow-list, then the rules.
+func (c *Compiled) profile(name, attach string, postures policy.Postures, hostWide, own []*policy.Rule) (Profile, error) {
+	rules := append(slices.Clone(hostWide), own...)
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Generated by kubearmor from the policy set; replaced on every change.\n")
+	fmt.Fprintf(&b, "profile %s %s flags=(attach_disconnected,mediate_deleted) {\n", name, quote(attach))
+	listed := map[policy.Kind]bool{}
+	for _, k := range []policy.Kind{policy.KindProcess, policy.KindFile, policy.KindNetwork, policy.KindCapabilities} {
+		var on bool
+		on, rules = c.allowList(k, postures.For(k), rules)
+		listed[k] = on
+	}
+	b.WriteString("  # Everything the rules do not restrict.\n")
+	if !listed[policy.KindFile] {
+		b.WriteString("  /{,**} rwlkm,\n")
+	}
+	if !listed[policy.KindProcess] {
+		b.WriteString("  /** pix,\n")
+	}
+	if !listed[policy.KindNetwork] {
+		b.WriteString("  network,\n")
+	}
+	if !listed[policy.KindCapabilities] {
+		b.WriteString("  capability,\n")
+	}
+	b.WriteString("  signal,\n  ptrace,\n  unix,\n  dbus,\n  mount,\n  umount,\n  pivot_root,\n  change_profile,\n")
+	for _, r := range rules {
+		lines, err := ruleLines(r)
+		if err != nil {
+			return Profile{}, err
+		}
+		fmt.Fprintf(&b, "  # rule %d: %s\n", r.ID, r.Origin)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s,\n", l)
+		}
+	}
+	b.WriteString("}\n")
+	return Profile{Name: name, Attach: attach, Text: b.String()}, nil
+}
+
+// qualifier is the rule's action as an AppArmor prefix.
+func qualifier(a policy.Action) string {
+	switch a {
+	case policy.ActionBlock:
+		return "audit deny "
+	case policy.ActionAudit:
+		return "audit "
+	}
+	return ""
+}
+
+// ruleLines translates one rule (without the trailing commas).
+func ruleLines(r *policy.Rule) ([]string, error) {
+	q := qualifier(r.Action)
+	switch r.Kind {
+	case policy.KindProcess, policy.KindFile:
+		glob, err := pathGlob(r)
+		if err != nil {
+			return nil, err
+		}
+		perms := "rwlk"
+		if r.Kind == policy.KindProcess {
+			// Allowed and audited execs move to the program's own
+			// profile, if it has one, as the blanket rule does.
+			perms = "pix"
+			if r.Action == policy.ActionBlock {
+				perms = "x"
+			}
+		} else if r.ReadOnly && r.Action != policy.ActionAllow {
+			perms = "wl" // what breaks readOnly: writes and links
+		} else if r.ReadOnly {
+			perms = "r"
+		}
+		owner := ""
+		if r.OwnerOnly {
+			owner = "owner "
+		}
+		return []string{q + owner + glob + " " + perms}, nil
+	case policy.KindNetwork:
+		var out []string
+		for _, n := range networkRules(r.Protocol) {
+			out = append(out, q+"network "+n)
+		}
+		return out, nil
+	case policy.KindCapabilities:
+		return []string{q + "capability " + r.Capability.String()}, nil
+	}
+	return nil, fmt.Errorf("rule %d (%s): kind %s has no AppArmor form", r.ID, r.Origin, r.Kind)
+}
+
+// pathGlob is the rule's object as an AppArmor path glob.
+func pathGlob(r *policy.Rule) (string, error) {
+	switch r.Match {
+	case policy.MatchPath:
+		return quote(literal(r.Path)), nil
+	case policy.MatchExecName:
+		return quote("/{,**/}" + literal(r.Path)), nil
+	case policy.MatchDir:
+		if r.Recursive {
+			return quote(literal(r.Path) + "**"), nil
+		}
+		return quote(literal(r.Path) + "*"), nil
+	case policy.MatchPattern:
+		return quote(r.Pattern.String()), nil // policy globs are AppArmor's syntax
+	}
+	return "", fmt.Errorf("rule %d (%s): match %s has no AppArmor path form", r.ID, r.Origin, r.Match)
+}
+
+// networkRules are the AppArmor network rules (without "network") for a
+// protocol, nil where its rules cannot name it.
+func networkRules(p policy.Protocol) []string {
+	both := func(s string) []string { return []string{"inet " + s, "inet6 " + s} }
+	switch p {
+	case policy.ProtoAll:
+		return []string{"inet", "inet6", "packet"}
+	case policy.ProtoTCP:
+		return both("tcp")
+	case policy.ProtoUDP:
+		return both("udp")
+	case policy.ProtoICMP:
+		return []string{"inet icmp"}
+	case policy.ProtoRaw:
+		return []string{"inet raw", "inet6 raw", "packet raw"}
+	case policy.ProtoStream:
+		return both("stream")
+	case policy.ProtoDgram:
+		return both("dgram")
+	case policy.ProtoRDM:
+		return both("rdm")
+	case policy.ProtoSeqPacket:
+		return both("seqpacket")
+	case policy.ProtoPacket:
+		return []string{"packet"}
+	}
+	return nil // icmpv6, sctp, dccp: not protocol names AppArmor's rules know
+}
+
+// attachment is a fromSource entry as a profile attachment.
+func attachment(s policy.Source) string {
+	switch {
+	case s.Path != "":
+		return literal(s.Path)
+	case s.Recursive:
+		return literal(s.Dir) + "**"
+	}
+	return literal(s.Dir) + "*"
+}
+
+func sourceString(s policy.Source) string {
+	if s.Path != "" {
+		return s.Path
+	}
+	if s.Recursive {
+		return s.Dir + " (recursive)"
+	}
+	return s.Dir
+}
+
+// overlaps reports whether some program is under both sources.
+func overlaps(a, b policy.Source) bool {
+	covers := func(dir policy.Source, p string) bool {
+		rest, ok := strings.CutPrefix(p, dir.Dir)
+		return ok && (dir.Recursive || !strings.Contains(rest, "/"))
+	}
+	switch {
+	case a.Path != "" && b.Path != "":
+		return false // distinct entries are distinct paths
+	case a.Path != "":
+		return covers(b, a.Path)
+	case b.Path != "":
+		return covers(a, b.Path)
+	}
+	return strings.HasPrefix(a.Dir, b.Dir) && (b.Recursive || a.Dir == b.Dir) ||
+		strings.HasPrefix(b.Dir, a.Dir) && (a.Recursive || a.Dir == b.Dir)
+}
+
+// literal escapes AppArmor's glob characters in a path that means itself.
+func literal(p string) string {
+	var b strings.Builder
+	for _, c := range p {
+		if strings.ContainsRune(`*?[]{}^\"`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// quote puts a path in double quotes when it holds white space.
+func quote(p string) string {
+	if strings.ContainsAny(p, " \t") {
+		return `"` + p + `"`
+	}
+	return p
+}
