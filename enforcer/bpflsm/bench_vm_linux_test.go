@@ -422,7 +422,10 @@ func benchEnforcer(n int, named string) func(t testing.TB) (func(bool) error, fu
 			}
 		})
 		wg.Go(func() { e.Run(ctx, events) })
-		sw := &lsmSwitch{progs: e.objs.all()}
+		sw := &lsmSwitch{progs: programsOf(&e.objs.hooks)}
+		if e.after.RenameDone != nil {
+			sw.progs = append(sw.progs, programsOf(&e.after)...)
+		}
 		for _, l := range e.links { // Load attached them; the switch owns them now
 			l.Close()
 		}

@@ -183,18 +183,20 @@ func dumpRules(set *policy.Set) string {
 	return out
 }
 
-// TestHookNames checks that every LSM program of the object is loaded and
-// attached: a program missing from hooks would never run.
+// TestHookNames checks that every LSM and tracing program of the object is
+// loaded and attached: a program missing from hooks or afterChange would
+// never run.
 func TestHookNames(t *testing.T) {
 	spec, err := loadLsm()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var h hooks
-	names := h.names()
-	if len(names) != len(h.all()) {
-		t.Fatalf("%d names for %d programs", len(names), len(h.all()))
+	var a afterChange
+	if len(programNames[hooks]()) != len(programsOf(&h)) || len(programNames[afterChange]()) != len(programsOf(&a)) {
+		t.Fatal("names and programs differ in number")
 	}
+	names := append(programNames[hooks](), programNames[afterChange]()...)
 	for _, n := range names {
 		if _, ok := spec.Programs[n]; !ok {
 			t.Errorf("no program %s", n)

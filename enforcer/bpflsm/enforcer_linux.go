@@ -58,17 +58,23 @@ type hooks struct {
 	SbUmount      *ebpf.Program `ebpf:"ka_sb_umount"`
 	MoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
 	SbPivotroot   *ebpf.Program `ebpf:"ka_sb_pivotroot"`
-	// Tracing programs (fexit) that move the caches' epochs again once a
-	// rename or mount is done (see lsm.bpf.c).
+}
+
+// afterChange are tracing programs (fexit) that move the caches' epochs
+// again once a rename or mount is done (see lsm.bpf.c). They are loaded
+// apart and optional: a kernel without the functions they attach to as they
+// expect them (vfs_rename took its arguments one by one before 5.12)
+// enforces without them, and the daemon says what that leaves open.
+type afterChange struct {
 	RenameDone *ebpf.Program `ebpf:"ka_rename_done"`
 	MountDone  *ebpf.Program `ebpf:"ka_mount_done"`
 	UmountDone *ebpf.Program `ebpf:"ka_umount_done"`
 }
 
-// all lists the programs in field order, and names their names (the
-// struct tags), so the two cannot drift apart.
-func (h *hooks) all() []*ebpf.Program {
-	v := reflect.ValueOf(h).Elem()
+// programsOf lists the programs of a struct of them in field order, and
+// programNames their names (the struct tags), so the two cannot drift apart.
+func programsOf[T any](progs *T) []*ebpf.Program {
+	v := reflect.ValueOf(progs).Elem()
 	out := make([]*ebpf.Program, v.NumField())
 	for i := range out {
 		out[i] = v.Field(i).Interface().(*ebpf.Program)
@@ -76,8 +82,8 @@ func (h *hooks) all() []*ebpf.Program {
 	return out
 }
 
-func (h *hooks) names() []string {
-	t := reflect.TypeFor[hooks]()
+func programNames[T any]() []string {
+	t := reflect.TypeFor[T]()
 	out := make([]string, t.NumField())
 	for i := range out {
 		out[i] = t.Field(i).Tag.Get("ebpf")
@@ -94,12 +100,15 @@ type Enforcer struct {
 		// while syscall rules are in force (see Apply).
 		SysEnter *ebpf.Program `ebpf:"ka_sys_enter"`
 		Alerts   *ebpf.Map     `ebpf:"alerts"`
-		// Epoch holds the caches' epochs; only tests read it.
+		// Epoch holds the caches' epochs, which the afterChange programs
+		// share.
 		Epoch *ebpf.Map `ebpf:"epoch"`
 		policyMaps
 	}
-	sysLink link.Link
-	links   []link.Link
+	after     afterChange
+	sysLink   link.Link
+	links     []link.Link
+	linkNames []string // the programs' names, for their pins
 
 	pinDir          string
 	pinned          bool
@@ -136,13 +145,19 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 		return nil, fmt.Errorf("load BPF-LSM programs: %w", err)
 	}
-	for _, p := range e.objs.all() {
+	names := programNames[hooks]()
+	for i, p := range programsOf(&e.objs.hooks) {
 		l, err := attach(p)
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("attach %s: %w", p, err)
 		}
 		e.links = append(e.links, l)
+		e.linkNames = append(e.linkNames, names[i])
+	}
+	if err := e.attachAfterChange(spec); err != nil {
+		e.log.Warn("path caches are not refreshed after renames and mounts: a path walk racing a rename or mount may leave a stale cache entry until the next one",
+			"error", err)
 	}
 	if opts.PinDir != "" {
 		if err := e.adopt(opts.PinDir); err != nil {
@@ -151,6 +166,30 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 	}
 	return e, nil
+}
+
+// attachAfterChange loads and attaches the afterChange programs, sharing
+// the loaded object's epochs; on error none stays attached.
+func (e *Enforcer) attachAfterChange(spec *ebpf.CollectionSpec) error {
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"epoch": e.objs.Epoch}}
+	if err := spec.LoadAndAssign(&e.after, opts); err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	names := programNames[afterChange]()
+	var links []link.Link
+	for i, p := range programsOf(&e.after) {
+		l, err := attach(p)
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return fmt.Errorf("attach %s: %w", names[i], err)
+		}
+		links = append(links, l)
+	}
+	e.links = append(e.links, links...)
+	e.linkNames = append(e.linkNames, names...)
+	return nil
 }
 
 // attach attaches an LSM program to its hook, or a tracing one to its
@@ -287,16 +326,16 @@ func (e *Enforcer) Close() error {
 	for _, l := range e.links {
 		errs = append(errs, l.Close())
 	}
-	e.links = nil
+	e.links, e.linkNames = nil, nil
 	e.objs.closeInner()
 	if e.sysLink != nil {
 		errs = append(errs, e.sysLink.Close())
 		e.sysLink = nil
 	}
-	for _, p := range append(e.objs.all(), e.objs.SysEnter) {
-		errs = append(errs, p.Close())
+	for _, p := range append(append(programsOf(&e.objs.hooks), e.objs.SysEnter), programsOf(&e.after)...) {
+		errs = append(errs, p.Close()) // nil (not loaded) closes as nothing
 	}
-	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.SysOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
+	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.Epoch, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.SysOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)

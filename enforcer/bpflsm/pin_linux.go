@@ -87,7 +87,7 @@ func (e *Enforcer) Pin() error {
 		}
 	}
 	e.adoptedPaths = nil
-	for i, name := range e.objs.names() {
+	for i, name := range e.linkNames {
 		path := filepath.Join(e.pinDir, "links", name)
 		if err := e.links[i].Pin(path); err != nil {
 			return fmt.Errorf("pin %s: %w", path, err)
