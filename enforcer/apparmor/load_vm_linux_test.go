@@ -1,12 +1,17 @@
 package apparmor
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/elastic/go-libaudit/v2/auparse"
+
+	"github.com/kubearmor/kubearmor-host/audit/reader"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
 	"github.com/kubearmor/kubearmor-host/policy"
 )
@@ -15,7 +20,8 @@ import (
 // that processes started afterwards are held to them: a blocked program
 // does not run, a blocked file does not open, a readOnly file reads but
 // does not write, a blocked capability is refused, and the rest works;
-// removing the profiles lifts it all. The test process itself started
+// each denial reaches the audit log (audit/reader, multicast) naming the
+// profile; removing the profiles lifts it all. The test process itself started
 // before the profiles and stays unconfined, as every running process does:
 // the shells it starts are the confined ones.
 func TestEnforce(t *testing.T) {
@@ -44,17 +50,22 @@ func TestEnforce(t *testing.T) {
 		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: config, ReadOnly: true},
 		{Kind: policy.KindCapabilities, Action: policy.ActionBlock, Match: policy.MatchCapability, Capability: 0}, // chown
 	}
-	for i := range rules {
-		rules[i].Origin = policy.Origin{File: "t.yaml", Line: i + 1, Field: "rule"}
-	}
-	set, err := policy.NewSet(1, auditPostures, []*policy.Document{{File: "t.yaml", Line: 1, Name: "t", Rules: rules}})
+	c, err := Compile(setOf(t, auditPostures, rules...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Compile(set)
+	// The kernel's audit records of the decisions, as the audit alert
+	// path will read them.
+	r, err := reader.Open(reader.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
+	records := make(chan reader.Event, 1024)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go r.Run(ctx, records)
+
 	l := &Loader{Parser: parser, Dir: filepath.Join(dir, "profiles")}
 	if err := l.Replace(c.Profiles); err != nil {
 		t.Fatal(err)
@@ -86,10 +97,48 @@ func TestEnforce(t *testing.T) {
 	}
 	run("with the profiles", func(ok bool) bool { return ok })
 
+	// Each Block rule's denial is in the audit log, naming the profile
+	// (fields differ in order and number between kernels: 6.12 adds class=).
+	want := map[string][]string{
+		"open " + secret:   {`operation="open"`, `name="` + secret + `"`},
+		"exec " + prog:     {`operation="exec"`, `name="` + prog + `"`},
+		"capability chown": {`operation="capable"`, `capname="chown"`},
+		"append " + config: {`operation="open"`, `name="` + config + `"`, `requested_mask="ac"`},
+	}
+	deadline := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case e := <-records:
+			for _, m := range e.Messages {
+				if m.RecordType != auparse.AUDIT_AVC || !strings.Contains(m.RawData, `apparmor="DENIED"`) ||
+					!strings.Contains(m.RawData, `profile="kubearmor-host"`) {
+					continue
+				}
+				for what, fields := range want {
+					if containsAll(m.RawData, fields) {
+						t.Logf("%s: %s", what, m.RawData)
+						delete(want, what)
+					}
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no AppArmor denial in the audit records for %v (reader %+v)", want, r.Stats())
+		}
+	}
+
 	if err := l.RemoveAll(); err != nil {
 		t.Fatal(err)
 	}
 	if err := sh("cat " + secret + " && " + prog + " && echo y >> " + config); err != nil {
 		t.Errorf("after RemoveAll, what was blocked: %v", err)
 	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }

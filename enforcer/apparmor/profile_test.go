@@ -31,6 +31,19 @@ func load(t *testing.T, postures policy.Postures, files ...string) *policy.Set {
 	return set
 }
 
+// setOf makes a set of rules, numbered in order, as one policy of t.yaml.
+func setOf(t *testing.T, postures policy.Postures, rules ...policy.Rule) *policy.Set {
+	t.Helper()
+	for i := range rules {
+		rules[i].Origin = policy.Origin{File: "t.yaml", Line: i + 1, Field: "rule"}
+	}
+	set, err := policy.NewSet(1, postures, []*policy.Document{{File: "t.yaml", Line: 1, Name: "t", Rules: rules}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
 var auditPostures = policy.Postures{File: policy.PostureAudit, Network: policy.PostureAudit, Capabilities: policy.PostureAudit}
 
 // parse checks a profile with the real apparmor_parser, compiling it
@@ -145,13 +158,7 @@ func TestCompile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := tt.rule
-			r.Origin = policy.Origin{File: "t.yaml", Line: 1, Field: "rule"}
-			set, err := policy.NewSet(1, tt.postures, []*policy.Document{{File: "t.yaml", Line: 1, Name: "t", Rules: []policy.Rule{r}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := Compile(set)
+			c, err := Compile(setOf(t, tt.postures, tt.rule))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,14 +195,7 @@ func TestSourceProfiles(t *testing.T) {
 		{Kind: policy.KindNetwork, Action: policy.ActionBlock, Match: policy.MatchProtocol, Protocol: policy.ProtoRaw,
 			Sources: []policy.Source{{Path: "/usr/bin/ping"}, {Dir: "/usr/bin/", Recursive: false}}},
 	}
-	for i := range rules {
-		rules[i].Origin = policy.Origin{File: "t.yaml", Line: i + 1, Field: "rule"}
-	}
-	set, err := policy.NewSet(1, auditPostures, []*policy.Document{{File: "t.yaml", Line: 1, Name: "t", Rules: rules}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Compile(set)
+	c, err := Compile(setOf(t, auditPostures, rules...))
 	if err != nil {
 		t.Fatal(err)
 	}
