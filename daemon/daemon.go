@@ -134,18 +134,21 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("choose enforcer: %w", err)
 	}
-	if choice.Enforcer == detect.AppArmor {
-		if cfg.Enforcer != config.EnforcerAuto {
-			return fmt.Errorf("choose enforcer: %w: this release has no AppArmor enforcer yet", detect.ErrUnavailable)
-		}
-		choice = detect.Choice{Enforcer: detect.None, Reason: "observe-only: BPF-LSM is not usable (" +
-			report.BPFLSM.Reason + ") and this release has no AppArmor enforcer yet, although AppArmor is available"}
-	}
 	log.Info("enforcer chosen", "enforcer", choice.Enforcer.String(), "reason", choice.Reason,
 		"kernel", report.KernelRelease, "lsms", strings.Join(report.LSMs, ","))
 	opts.Notifier.Status("starting: " + choice.Reason)
 
 	enf, err := opts.Load(choice.Enforcer, cfg, log)
+	if err != nil && choice.Enforcer == detect.AppArmor && cfg.Enforcer == config.EnforcerAuto {
+		// AppArmor was the fallback already; what it needs beyond BPF-LSM
+		// (CAP_MAC_ADMIN, CAP_AUDIT_READ, a writable securityfs) the
+		// packaged unit does not grant unless a drop-in does.
+		choice = detect.Choice{Enforcer: detect.None, Reason: fmt.Sprintf(
+			"observe-only, nothing is blocked: BPF-LSM is not available (%s) and the AppArmor enforcer could not start: %v", report.BPFLSM.Reason, err)}
+		log.Warn("enforcer chosen", "enforcer", choice.Enforcer.String(), "reason", choice.Reason)
+		opts.Notifier.Status("starting: " + choice.Reason)
+		enf, err = opts.Load(choice.Enforcer, cfg, log)
+	}
 	if err != nil {
 		return fmt.Errorf("start %s enforcer: %w", choice.Enforcer, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/apparmor"
 	"github.com/kubearmor/kubearmor-host/enforcer/bpflsm"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/enforcer/observe"
@@ -18,6 +19,8 @@ func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enfor
 	switch e {
 	case detect.BPFLSM:
 		return bpflsm.Load(bpflsm.Options{Logger: log, PinDir: cfg.BPFPinPath})
+	case detect.AppArmor:
+		return apparmor.Load(apparmor.Options{Logger: log})
 	case detect.None:
 		return observe.Load(log)
 	}

@@ -100,7 +100,7 @@ func (d *daemon) counters() []*hostpb.Counter {
 	add("enforcer", "decisions", st.Decisions, "denied", st.Denied, "audited", st.Audited, "cached", st.Cached,
 		"alerts_lost", st.AlertsLost, "events_lost", st.EventsLost, "paths_truncated", st.PathsTruncated,
 		"scratch_busy", st.ScratchBusy, "torn", st.Torn, "undelivered", st.Undelivered, "malformed", st.Malformed,
-		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull)
+		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "unattributed", st.Unattributed)
 	add("alerts", "write_errors", d.writeErrors.Load())
 	add("policy", "reloads", d.reloads.Load())
 	if d.monitor != nil {

@@ -2,9 +2,9 @@
 // policy set without touching the kernel, put it in force in one step, and
 // report the decisions it makes. The implementations live in sub-packages:
 // bpflsm (the kernel decides in LSM hooks) and observe (no LSM: exec events
-// from tracepoints are checked by the reference matcher and only audited).
-// Package detect chooses between them. Package apparmor compiles sets into
-// AppArmor profiles, for the fallback enforcer still to be built on it.
+// from tracepoints are checked by the reference matcher and only audited);
+// apparmor (AppArmor profiles, decisions read from the audit log) is the
+// fallback. Package detect chooses between them.
 package enforcer
 
 import (
@@ -87,4 +87,5 @@ type Stats struct {
 	Malformed      uint64 // records that did not decode
 	UnknownCaller  uint64 // observed execs whose calling program was not known
 	TableFull      uint64 // processes not tracked because the process table was full
+	Unattributed   uint64 // decisions the kernel reported that no rule explains (AppArmor)
 }

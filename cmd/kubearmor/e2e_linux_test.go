@@ -805,3 +805,38 @@ func TestReload(t *testing.T) {
 		t.Errorf("--reload without a daemon: %v: %s", err, out)
 	}
 }
+
+// TestAppArmorEnforcer runs the daemon with the AppArmor enforcer (chosen
+// by configuration: the guest has BPF-LSM too). A policy file dropped in
+// becomes profiles: a shell started afterwards cannot open the blocked
+// file, and the denial comes back from the audit log as an alert naming
+// the policy. Stopping the daemon removes the profiles.
+func TestAppArmorEnforcer(t *testing.T) {
+	testutils.RequireGuest(t)
+	dir, work := t.TempDir(), t.TempDir()
+	secret := filepath.Join(work, "secret")
+	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startDaemon(t, dir, "--enforcer=apparmor")
+	p.waitLog(t, "enforcer chosen", "enforcer=AppArmor")
+	p.waitNotify(t, "READY=1")
+	writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
+		"  severity: 7\n  file:\n    matchPaths:\n    - path: "+secret+"\n  action: Block\n"))
+	p.waitLog(t, "policy set applied", "rules=1")
+	// The test process was running before the profiles and stays
+	// unconfined; a shell it starts now is confined.
+	cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
+	if err := cat(); err == nil {
+		t.Fatal("a new shell read the blocked file")
+	}
+	a := p.waitAlert(t, "the denied open", func(a record.Alert) bool { return a.Resource == secret })
+	if a.PolicyName != "aa-block" || a.Severity != "7" || a.Action != "Block" || a.Result != record.ResultDenied ||
+		a.Enforcer != "AppArmor" || a.Operation != "File" {
+		t.Errorf("alert %+v", a)
+	}
+	p.stop(t)
+	if err := cat(); err != nil {
+		t.Errorf("after the daemon stopped, the file: %v (profiles left behind)", err)
+	}
+}

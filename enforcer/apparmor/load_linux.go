@@ -1,11 +1,11 @@
 package apparmor
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -13,12 +13,12 @@ import (
 // removeFile is where the kernel takes the name of a profile to remove.
 const removeFile = "/sys/kernel/security/apparmor/.remove"
 
-// Loader puts profiles in force with apparmor_parser. Profiles go to the
-// kernel only: nothing is written to /etc/apparmor.d or the parser's cache,
-// so a reboot starts without them, and no profile of ours can break boot.
+// Loader puts profiles in force with apparmor_parser. They go to the kernel
+// only, through the parser's standard input: nothing is written to
+// /etc/apparmor.d or the parser's cache, so a reboot starts without them,
+// and no profile of ours can break boot.
 type Loader struct {
 	Parser string // apparmor_parser's path
-	Dir    string // where the profile files are written for the parser
 	loaded []string
 }
 
@@ -27,27 +27,21 @@ type Loader struct {
 // that are gone are removed. A process under a replaced profile keeps
 // running under the new one.
 func (l *Loader) Replace(profiles []Profile) error {
-	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
-		return fmt.Errorf("apparmor: %w", err)
-	}
-	args := []string{"--replace", "--skip-cache", "--quiet"}
+	var text bytes.Buffer
 	var names []string
 	for _, p := range profiles {
-		file := filepath.Join(l.Dir, p.Name)
-		if err := os.WriteFile(file, []byte(p.Text), 0o600); err != nil {
-			return fmt.Errorf("apparmor: %w", err)
-		}
-		args = append(args, file)
+		text.WriteString(p.Text)
 		names = append(names, p.Name)
 	}
-	if out, err := exec.Command(l.Parser, args...).CombinedOutput(); err != nil {
+	cmd := exec.Command(l.Parser, "--replace", "--skip-cache", "--quiet")
+	cmd.Stdin = &text
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("apparmor_parser --replace: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	var errs []error
 	for _, name := range l.loaded {
 		if !slices.Contains(names, name) {
 			errs = append(errs, remove(name))
-			os.Remove(filepath.Join(l.Dir, name))
 		}
 	}
 	l.loaded = names
@@ -59,7 +53,6 @@ func (l *Loader) RemoveAll() error {
 	var errs []error
 	for _, name := range l.loaded {
 		errs = append(errs, remove(name))
-		os.Remove(filepath.Join(l.Dir, name))
 	}
 	l.loaded = nil
 	return errors.Join(errs...)

@@ -66,7 +66,7 @@ func TestEnforce(t *testing.T) {
 	defer cancel()
 	go r.Run(ctx, records)
 
-	l := &Loader{Parser: parser, Dir: filepath.Join(dir, "profiles")}
+	l := &Loader{Parser: parser}
 	if err := l.Replace(c.Profiles); err != nil {
 		t.Fatal(err)
 	}
