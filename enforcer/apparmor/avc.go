@@ -25,6 +25,13 @@ type avc struct {
 	Comm    string
 }
 
+// avcFileOps are AppArmor's names of the file operations besides open.
+var avcFileOps = map[string]match.Op{
+	"mknod": match.OpCreate, "unlink": match.OpUnlink, "rmdir": match.OpRmdir, "mkdir": match.OpMkdir,
+	"rename_src": match.OpRename, "rename_dest": match.OpRename, "link": match.OpLink, "symlink": match.OpSymlink,
+	"truncate": match.OpTruncate, "chmod": match.OpChmod, "chown": match.OpChown,
+}
+
 // families and socket types as AppArmor names them in records.
 var (
 	avcFamilies = map[string]int{"inet": 2, "inet6": 10, "packet": 17}
@@ -56,7 +63,12 @@ func parseAVC(m *auparse.AuditMessage) (a avc, ok bool) {
 	a.Path, a.Comm = d["name"], d["comm"]
 	a.PID, a.FSUID, a.OUID = num(d["pid"]), num(d["fsuid"]), num(d["ouid"])
 	mask := d["requested_mask"]
-	switch op := d["operation"]; op {
+	op := d["operation"]
+	if fileOp, ok := avcFileOps[op]; ok {
+		a.Op = fileOp
+		return a, true
+	}
+	switch op {
 	case "exec":
 		a.Op = match.OpExec
 	case "open":
@@ -64,26 +76,6 @@ func parseAVC(m *auparse.AuditMessage) (a avc, ok bool) {
 		if strings.ContainsAny(mask, "wac") {
 			a.Op = match.OpOpenWrite
 		}
-	case "mknod":
-		a.Op = match.OpCreate
-	case "unlink":
-		a.Op = match.OpUnlink
-	case "rmdir":
-		a.Op = match.OpRmdir
-	case "mkdir":
-		a.Op = match.OpMkdir
-	case "rename_src", "rename_dest":
-		a.Op = match.OpRename
-	case "link":
-		a.Op = match.OpLink
-	case "symlink":
-		a.Op = match.OpSymlink
-	case "truncate":
-		a.Op = match.OpTruncate
-	case "chmod":
-		a.Op = match.OpChmod
-	case "chown":
-		a.Op = match.OpChown
 	case "capable":
 		c, known := policy.ParseCapability(d["capname"])
 		if !known {
