@@ -83,7 +83,7 @@ func FetchDebianRoot(ctx context.Context, cacheDir string, r DebianRoot) (path s
 	}
 	// The entry appears whole or not at all; a concurrent build that got
 	// there first wins.
-	if err := os.Rename(entry, filepath.Dir(archive)); err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrPermission) {
+	if err := os.Rename(entry, filepath.Dir(archive)); err != nil {
 		if _, statErr := os.Stat(archive); statErr != nil {
 			return "", false, fmt.Errorf("store rootfs: %w", err)
 		}
