@@ -29,10 +29,11 @@ type Options struct {
 // decisions AppArmor logs to the kernel audit log (its AVC records, read
 // from the multicast group), attributed to rules by the reference matcher.
 type Enforcer struct {
-	log    *slog.Logger
-	loader *Loader
-	audit  *reader.Reader
-	tally  atomic.Pointer[tally]
+	log      *slog.Logger
+	loader   *Loader
+	features Features
+	audit    *reader.Reader
+	tally    atomic.Pointer[tally]
 
 	decisions, denied, audited, unattributed atomic.Uint64
 	undelivered                              atomic.Uint64
@@ -51,7 +52,7 @@ type ruleCounts struct{ audited, denied atomic.Uint64 }
 // Load finds apparmor_parser and joins the audit log's multicast group,
 // which needs CAP_AUDIT_READ; loading profiles needs CAP_MAC_ADMIN.
 func Load(opts Options) (*Enforcer, error) {
-	e := &Enforcer{log: opts.Logger, loader: &Loader{Parser: opts.Parser}}
+	e := &Enforcer{log: opts.Logger, loader: &Loader{Parser: opts.Parser}, features: KernelFeatures()}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -76,14 +77,14 @@ func (e *Enforcer) Name() string { return Name }
 // Validate implements enforcer.Enforcer. Rules AppArmor cannot express are
 // not errors: Apply reports them.
 func (e *Enforcer) Validate(set *policy.Set) error {
-	_, err := Compile(set)
+	_, err := Compile(set, e.features)
 	return err
 }
 
 // Apply implements enforcer.Enforcer: every profile is replaced in the
 // kernel, each atomically.
 func (e *Enforcer) Apply(set *policy.Set) error {
-	c, err := Compile(set)
+	c, err := Compile(set, e.features)
 	if err != nil {
 		return err
 	}

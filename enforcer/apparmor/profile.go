@@ -27,6 +27,7 @@ package apparmor
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -64,9 +65,25 @@ type Compiled struct {
 	Limitations []Limitation
 }
 
-// Compile translates set into profiles. It fails only on a rule it cannot
-// read; what AppArmor cannot express is in Limitations.
-func Compile(set *policy.Set) (*Compiled, error) {
+// Features are what the kernel's AppArmor mediates, where the profiles
+// depend on it.
+type Features struct {
+	// Network: the kernel mediates the network rules apparmor_parser 3.0
+	// writes (features/network). Debian's 6.1 and 6.12 kernels have only
+	// network_v8, the newer form, so their network rules are left out.
+	Network bool
+}
+
+// KernelFeatures reads the running kernel's AppArmor features.
+func KernelFeatures() Features {
+	_, err := os.Stat("/sys/kernel/security/apparmor/features/network")
+	return Features{Network: err == nil}
+}
+
+// Compile translates set into profiles for a kernel with features f. It
+// fails only on a rule it cannot read; what AppArmor cannot express is in
+// Limitations.
+func Compile(set *policy.Set, f Features) (*Compiled, error) {
 	c := &Compiled{}
 	var hostWide []*policy.Rule
 	type source struct {
@@ -85,7 +102,7 @@ func Compile(set *policy.Set) (*Compiled, error) {
 		return x
 	}
 	for r := range set.Rules() {
-		if reason := unsupported(r); reason != "" {
+		if reason := unsupported(r, f); reason != "" {
 			c.limit(r, reason)
 			continue
 		}
@@ -129,8 +146,10 @@ func (c *Compiled) limit(r *policy.Rule, reason string) {
 }
 
 // unsupported says why AppArmor cannot enforce r at all, or "".
-func unsupported(r *policy.Rule) string {
+func unsupported(r *policy.Rule, f Features) string {
 	switch {
+	case r.Kind == policy.KindNetwork && !f.Network:
+		return "this kernel's AppArmor does not mediate the network rules apparmor_parser writes (no features/network)"
 	case r.Kind == policy.KindSyscall:
 		return "AppArmor does not mediate system calls"
 	case r.OwnerOnly && r.Action != policy.ActionAllow:
@@ -282,9 +301,13 @@ func networkRules(p policy.Protocol) []string {
 	case policy.ProtoAll:
 		return []string{"inet", "inet6", "packet"}
 	case policy.ProtoTCP:
-		return both("tcp")
+		// By type: AppArmor compares the protocol number the caller gave,
+		// and socket(AF_INET, SOCK_STREAM, 0) gives 0, which an "inet tcp"
+		// rule does not match. The type also covers SCTP's stream sockets
+		// (and dgram ICMP's for udp), which the rule does not name.
+		return both("stream")
 	case policy.ProtoUDP:
-		return both("udp")
+		return both("dgram")
 	case policy.ProtoICMP:
 		return []string{"inet icmp"}
 	case policy.ProtoRaw:

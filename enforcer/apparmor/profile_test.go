@@ -72,7 +72,7 @@ func TestCompileGolden(t *testing.T) {
 		{"full", "../../policy/testdata/full.yaml"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Compile(load(t, auditPostures, tt.file))
+			c, err := Compile(load(t, auditPostures, tt.file), Features{Network: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestCompile(t *testing.T) {
 			want: []string{`  audit deny "/srv/a b/\*\{x\}" rwlk,`}},
 		{name: "tcp", postures: auditPostures,
 			rule: policy.Rule{Kind: policy.KindNetwork, Action: policy.ActionBlock, Match: policy.MatchProtocol, Protocol: policy.ProtoTCP},
-			want: []string{"  audit deny network inet tcp,", "  audit deny network inet6 tcp,"}},
+			want: []string{"  audit deny network inet stream,", "  audit deny network inet6 stream,"}},
 		{name: "capability", postures: auditPostures,
 			rule: policy.Rule{Kind: policy.KindCapabilities, Action: policy.ActionAudit, Match: policy.MatchCapability, Capability: 13},
 			want: []string{"  audit capability net_raw,"}},
@@ -158,7 +158,7 @@ func TestCompile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Compile(setOf(t, tt.postures, tt.rule))
+			c, err := Compile(setOf(t, tt.postures, tt.rule), Features{Network: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +195,7 @@ func TestSourceProfiles(t *testing.T) {
 		{Kind: policy.KindNetwork, Action: policy.ActionBlock, Match: policy.MatchProtocol, Protocol: policy.ProtoRaw,
 			Sources: []policy.Source{{Path: "/usr/bin/ping"}, {Dir: "/usr/bin/", Recursive: false}}},
 	}
-	c, err := Compile(setOf(t, auditPostures, rules...))
+	c, err := Compile(setOf(t, auditPostures, rules...), Features{Network: true})
 	if err != nil {
 		t.Fatal(err)
 	}
