@@ -114,9 +114,10 @@ type daemon struct {
 
 	writeErrors atomic.Uint64
 	// reloads counts the SIGHUP rescans done, so that whoever sent the
-	// signal can tell when it has been handled (kubearmor --reload).
-	reloads      atomic.Uint64
-	lastCounters []uint64 // values of the counters last logged
+	// signal can tell when it has been handled (kubearmor --reload), and
+	// reloadFailures those that failed as a whole.
+	reloads, reloadFailures atomic.Uint64
+	lastCounters            []uint64 // values of the counters last logged
 
 	monitor   *monitor.Monitor // nil when nothing is observed
 	summary   lockedSummary
@@ -317,7 +318,9 @@ func (d *daemon) run(ctx context.Context) error {
 			d.opts.Notifier.Status(d.status())
 		case <-d.opts.Reload:
 			d.opts.Notifier.Reloading()
-			_ = d.reconcile("SIGHUP") // logged; the set in force stays
+			if err := d.reconcile("SIGHUP"); err != nil { // logged; the set in force stays
+				d.reloadFailures.Add(1)
+			}
 			d.reloads.Add(1)
 			d.opts.Notifier.Ready(d.status())
 		case <-tick.C:

@@ -5,6 +5,7 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/enforcer"
@@ -25,4 +26,13 @@ func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enfor
 		return observe.Load(log)
 	}
 	return nil, fmt.Errorf("no %s enforcer in this release", e)
+}
+
+// CleanupAppArmor removes the AppArmor enforcer's profiles left in the
+// kernel, if AppArmor is there (kubearmor --cleanup).
+func CleanupAppArmor() ([]string, error) {
+	if _, err := os.Stat("/sys/kernel/security/apparmor/profiles"); err != nil {
+		return nil, nil // no AppArmor (or no securityfs): nothing of ours
+	}
+	return apparmor.RemoveProfiles()
 }

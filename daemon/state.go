@@ -102,7 +102,7 @@ func (d *daemon) counters() []*hostpb.Counter {
 		"scratch_busy", st.ScratchBusy, "torn", st.Torn, "undelivered", st.Undelivered, "malformed", st.Malformed,
 		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "unattributed", st.Unattributed)
 	add("alerts", "write_errors", d.writeErrors.Load())
-	add("policy", "reloads", d.reloads.Load())
+	add("policy", "reloads", d.reloads.Load(), "reload_failures", d.reloadFailures.Load())
 	if d.monitor != nil {
 		t := d.monitor.Stats()
 		add("telemetry", "seen", t.Seen, "delivered", t.Delivered, "lost", t.Lost(), "throttled", t.Throttled,

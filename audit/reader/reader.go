@@ -29,8 +29,13 @@ import (
 const groupReadLog = 1
 
 // firstRecordType is AUDIT_FIRST_USER_MSG: types below are control
-// messages (AUDIT_GET, AUDIT_SET, ...) and netlink's own.
-const firstRecordType = 1100
+// messages (AUDIT_GET, AUDIT_SET, ...) and netlink's own, but for
+// AUDIT_LOGIN, a record the kernel numbers like the others (skipping it
+// would show as a gap).
+const (
+	firstRecordType = 1100
+	auditLogin      = 1006
+)
 
 // Options say how to read.
 type Options struct {
@@ -213,7 +218,16 @@ func (s stream) ReassemblyComplete(msgs []*auparse.AuditMessage) {
 	}
 }
 
-func (s stream) EventsLost(n int) { s.r.gaps.Add(uint64(n)) }
+// maxGap bounds a believable gap: go-libaudit computes gaps in uint32, so
+// an event that arrives after a later one (several CPUs log at once) shows
+// as a gap of about 2^32.
+const maxGap = 1 << 24
+
+func (s stream) EventsLost(n int) {
+	if n > 0 && n <= maxGap {
+		s.r.gaps.Add(uint64(n))
+	}
+}
 
 // Run reads records and delivers events until ctx is done. It never waits
 // on events: an event the consumer has no room for is counted.
@@ -235,7 +249,7 @@ func (r *Reader) Run(ctx context.Context, events chan<- Event) error {
 		case err != nil:
 			return fmt.Errorf("read audit records: %w", err)
 		}
-		if typ < firstRecordType {
+		if typ < firstRecordType && typ != auditLogin {
 			continue // netlink replies and audit control messages, not records
 		}
 		r.records.Add(1)

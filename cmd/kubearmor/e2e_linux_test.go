@@ -799,6 +799,18 @@ func TestReload(t *testing.T) {
 	}
 	p.waitLog(t, "policy set applied", "reason=SIGHUP", "rules=1")
 
+	// The directory replaced by a file: the rescan fails as a whole, and
+	// so does the reload; the set in force stays.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := reload(); err == nil || !strings.Contains(out, "could not apply the policy directory") || !strings.Contains(out, " in force: 1 rules") {
+		t.Errorf("kubearmor --reload with no policy directory: %v\n%s", err, out)
+	}
+
 	// No daemon at that socket: an error, at once.
 	out, err := exec.Command(binary, "--config=", "--apiSocket="+filepath.Join(t.TempDir(), "none.sock"), "--reload", "1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "not running") {

@@ -65,7 +65,12 @@ func run(args []string) error {
 		for _, p := range removed {
 			fmt.Println("removed", p)
 		}
-		return err
+		// The AppArmor enforcer's profiles, where it ran.
+		profiles, aaErr := daemon.CleanupAppArmor()
+		for _, p := range profiles {
+			fmt.Println("removed AppArmor profile", p)
+		}
+		return errors.Join(err, aaErr)
 	}
 
 	handler, closeLog, target, err := journal.NewLogHandler(journal.LogOptions{

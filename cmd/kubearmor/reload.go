@@ -22,6 +22,9 @@ const (
 // a policy file was refused (what was in force for it stays).
 var errRejected = errors.New("policy files were rejected; see above")
 
+// errReloadFailed: the rescan failed as a whole; the set above stays.
+var errReloadFailed = errors.New("the daemon could not apply the policy directory; the set above stays in force (see the daemon's log)")
+
 // reload signals the daemon at pid with SIGHUP and waits until it has
 // rescanned its policy directory (its policy/reloads counter moved): the
 // SIGHUP alone returns at once, and systemd 252 takes ExecReload='s exit as
@@ -58,6 +61,11 @@ func reload(ctx context.Context, socket string, pid int, out io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(out, "policy set %d in force: %d rules with %s\n", after.PolicyVersion, after.Rules, after.Enforcer)
+		if after.Counter("policy", "reload_failures") != before.Counter("policy", "reload_failures") {
+			// The directory could not be read or the enforcer refused the
+			// set: the daemon's log says which.
+			return errReloadFailed
+		}
 		rejected := false
 		for _, f := range after.PolicyFiles {
 			if f.Error != "" {

@@ -32,6 +32,7 @@ type Enforcer struct {
 	log      *slog.Logger
 	loader   *Loader
 	features Features
+	keep     bool // Pin: the profiles outlive the daemon
 	audit    *reader.Reader
 	tally    atomic.Pointer[tally]
 
@@ -68,7 +69,27 @@ func Load(opts Options) (*Enforcer, error) {
 		return nil, fmt.Errorf("apparmor: its decisions come from the audit log: %w", err)
 	}
 	e.audit = r
+	// A previous daemon's profiles keep confining the processes attached
+	// to them until the first Apply replaces them.
+	if err := e.loader.Adopt(); err != nil {
+		e.log.Warn("cannot list the profiles a previous daemon left", "error", err)
+	}
 	return e, nil
+}
+
+// Pin implements the daemon's Pinner: the profiles stay loaded when the
+// daemon exits (a restart must not unconfine the processes attached to
+// them, which AppArmor attaches at exec only); kubearmor --cleanup
+// removes them after a deliberate stop.
+func (e *Enforcer) Pin() error {
+	e.keep = true
+	return nil
+}
+
+// Unpin implements the daemon's Pinner: closing removes the profiles.
+func (e *Enforcer) Unpin() error {
+	e.keep = false
+	return nil
 }
 
 // Name implements enforcer.Enforcer.
@@ -91,7 +112,7 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	for _, l := range c.Limitations {
 		e.log.Warn("rule not enforced: a limitation of the AppArmor enforcer", "rule", l.Rule, "at", l.Origin.String(), "reason", l.Reason)
 	}
-	if err := e.loader.Replace(c.Profiles); err != nil {
+	if err := e.loader.Replace(append(c.Profiles, SelfProfile(e.loader.Parser))); err != nil {
 		return err
 	}
 	e.tally.Store(&tally{Matcher: match.New(set), counts: make([]ruleCounts, set.Len()+1)})
@@ -199,8 +220,12 @@ func (e *Enforcer) Stats() enforcer.Stats {
 	}
 }
 
-// Close removes the profiles (nothing stays enforced after the daemon
-// stops, as with BPF-LSM's deliberate stop) and leaves the audit log.
+// Close leaves the audit log and, unless pinned, removes the profiles:
+// nothing stays enforced after a deliberate stop, as with BPF-LSM.
 func (e *Enforcer) Close() error {
-	return errors.Join(e.loader.RemoveAll(), e.audit.Close())
+	var err error
+	if !e.keep {
+		err = e.loader.RemoveAll()
+	}
+	return errors.Join(err, e.audit.Close())
 }

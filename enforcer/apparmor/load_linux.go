@@ -10,8 +10,15 @@ import (
 	"strings"
 )
 
-// removeFile is where the kernel takes the name of a profile to remove.
-const removeFile = "/sys/kernel/security/apparmor/.remove"
+// Where the kernel takes the name of a profile to remove, and lists the
+// profiles loaded.
+const (
+	removeFile   = "/sys/kernel/security/apparmor/.remove"
+	profilesFile = "/sys/kernel/security/apparmor/profiles"
+)
+
+// profilePrefix starts the name of every profile this package loads.
+const profilePrefix = "kubearmor-"
 
 // Loader puts profiles in force with apparmor_parser. They go to the kernel
 // only, through the parser's standard input: nothing is written to
@@ -20,18 +27,87 @@ const removeFile = "/sys/kernel/security/apparmor/.remove"
 type Loader struct {
 	Parser string // apparmor_parser's path
 	loaded []string
+	attach map[string]string // attachment of each loaded profile, when known
+}
+
+// Loaded lists the profiles of ours in the kernel: a previous daemon's,
+// which Replace takes over.
+func Loaded() ([]string, error) {
+	b, err := os.ReadFile(profilesFile)
+	if err != nil {
+		return nil, fmt.Errorf("apparmor: %w", err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// "name (mode)"
+		if i := strings.LastIndex(line, " ("); i > 0 && strings.HasPrefix(line, profilePrefix) {
+			names = append(names, line[:i])
+		}
+	}
+	return names, nil
+}
+
+// Adopt takes over the profiles a previous daemon left loaded, so that the
+// next Replace replaces or retires them instead of leaving them behind.
+func (l *Loader) Adopt() error {
+	names, err := Loaded()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !slices.Contains(l.loaded, n) {
+			l.loaded = append(l.loaded, n)
+		}
+	}
+	return nil
+}
+
+// RemoveProfiles removes every profile of ours from the kernel, whoever
+// loaded it (kubearmor --cleanup), and returns their names.
+func RemoveProfiles() ([]string, error) {
+	names, err := Loaded()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, remove(n))
+	}
+	return names, errors.Join(errs...)
 }
 
 // Replace makes profiles the ones in force: each is loaded or replaced
-// (the kernel swaps a profile atomically), then the ones of the last call
-// that are gone are removed. A process under a replaced profile keeps
-// running under the new one.
+// (the kernel swaps a profile atomically; a process under it keeps running
+// under the new one). A source profile of the last call that is gone is
+// retired, not removed: it becomes a copy of the host profile under its
+// old name and attachment, so that the processes under it keep the
+// host-wide rules. Any other profile that is gone is removed.
 func (l *Loader) Replace(profiles []Profile) error {
+	if l.attach == nil {
+		l.attach = map[string]string{}
+	}
 	var text bytes.Buffer
 	var names []string
-	for _, p := range profiles {
+	var host *Profile
+	for i, p := range profiles {
 		text.WriteString(p.Text)
 		names = append(names, p.Name)
+		l.attach[p.Name] = p.Attach
+		if p.Name == HostProfile {
+			host = &profiles[i]
+		}
+	}
+	var gone []string
+	for _, name := range l.loaded {
+		if slices.Contains(names, name) {
+			continue
+		}
+		if attach, known := l.attach[name]; known && host != nil && strings.HasPrefix(name, sourceProfilePrefix) {
+			text.WriteString(retired(*host, name, attach))
+			names = append(names, name)
+			continue
+		}
+		gone = append(gone, name)
 	}
 	cmd := exec.Command(l.Parser, "--replace", "--skip-cache", "--quiet")
 	cmd.Stdin = &text
@@ -39,13 +115,18 @@ func (l *Loader) Replace(profiles []Profile) error {
 		return fmt.Errorf("apparmor_parser --replace: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	var errs []error
-	for _, name := range l.loaded {
-		if !slices.Contains(names, name) {
-			errs = append(errs, remove(name))
-		}
+	for _, name := range gone {
+		errs = append(errs, remove(name))
+		delete(l.attach, name)
 	}
 	l.loaded = names
 	return errors.Join(errs...)
+}
+
+// retired is the host profile under another profile's name and attachment.
+func retired(host Profile, name, attach string) string {
+	head := "profile " + HostProfile + " " + quote(host.Attach) + " "
+	return strings.Replace(host.Text, head, "profile "+name+" "+quote(attach)+" ", 1)
 }
 
 // RemoveAll removes every profile loaded by Replace.

@@ -8,9 +8,12 @@
 //     profiles load that no more specific profile claims (KubeArmor's host
 //     profile attaches to shells only). Its rules are the set's rules
 //     without fromSource.
-//   - kubearmor-source-N, one per fromSource entry, attached to that
-//     executable (or directory of them): the host-wide rules and the
-//     rules that name the source.
+//   - kubearmor-source-<hash of the entry>, one per fromSource entry,
+//     attached to that executable (or directory of them): the host-wide
+//     rules and the rules that name the source.
+//   - kubearmor-parser, attached to apparmor_parser, allowing everything:
+//     the daemon's own parser must be able to load the next set whatever
+//     allow-list the current one has (SelfProfile).
 //
 // Programs they run move to their own profile if they have one (pix), else
 // stay in the caller's; a distribution's profile for a program is not
@@ -26,6 +29,8 @@
 package apparmor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -128,7 +133,7 @@ func Compile(set *policy.Set, f Features) (*Compiled, error) {
 				}
 			}
 		}
-		p, err := c.profile(fmt.Sprintf("%s%d", sourceProfilePrefix, i+1), attachment(s.src), set.Postures(), hostWide, s.rules)
+		p, err := c.profile(sourceProfileName(s.src), attachment(s.src), set.Postures(), hostWide, s.rules)
 		if err != nil {
 			return nil, err
 		}
@@ -206,11 +211,19 @@ func (c *Compiled) profile(name, attach string, postures policy.Postures, hostWi
 	}
 	if !listed[policy.KindNetwork] {
 		b.WriteString("  network,\n")
+	} else {
+		// Network rules govern IPv4, IPv6 and packet sockets only: an
+		// allow-list of them leaves local plumbing alone.
+		for _, f := range otherFamilies {
+			fmt.Fprintf(&b, "  network %s,\n", f)
+		}
 	}
 	if !listed[policy.KindCapabilities] {
 		b.WriteString("  capability,\n")
 	}
-	b.WriteString("  signal,\n  ptrace,\n  unix,\n  dbus,\n  mount,\n  umount,\n  pivot_root,\n  change_profile,\n")
+	// No change_profile: "-> **" would include unconfined, a way out of
+	// every rule. ptrace may read any process but trace only the confined.
+	b.WriteString("  signal,\n  ptrace (read),\n  ptrace (trace) peer=kubearmor-*,\n  unix,\n  dbus,\n  mount,\n  umount,\n  pivot_root,\n")
 	for _, r := range rules {
 		lines, err := ruleLines(r)
 		if err != nil {
@@ -245,7 +258,10 @@ func ruleLines(r *policy.Rule) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		perms := "rwlk"
+		perms := "rwlkm" // allowing a file allows mapping it (libraries)
+		if r.Action == policy.ActionBlock {
+			perms = "rwlk"
+		}
 		if r.Kind == policy.KindProcess {
 			// Allowed and audited execs move to the program's own
 			// profile, if it has one, as the blanket rule does.
@@ -256,7 +272,7 @@ func ruleLines(r *policy.Rule) ([]string, error) {
 		} else if r.ReadOnly && r.Action != policy.ActionAllow {
 			perms = "wl" // what breaks readOnly: writes and links
 		} else if r.ReadOnly {
-			perms = "r"
+			perms = "rm"
 		}
 		owner := ""
 		if r.OwnerOnly {
@@ -288,10 +304,16 @@ func pathGlob(r *policy.Rule) (string, error) {
 		}
 		return quote(literal(r.Path) + "*"), nil
 	case policy.MatchPattern:
-		return quote(r.Pattern.String()), nil // policy globs are AppArmor's syntax
+		// Policy globs are AppArmor's syntax, but for "[!": AppArmor's
+		// negation is "[^" only.
+		return quote(strings.ReplaceAll(r.Pattern.String(), "[!", "[^")), nil
 	}
 	return "", fmt.Errorf("rule %d (%s): match %s has no AppArmor path form", r.ID, r.Origin, r.Match)
 }
+
+// otherFamilies are the socket families network rules do not govern,
+// allowed whatever the network allow-list says.
+var otherFamilies = []string{"unix", "netlink", "alg", "vsock", "key", "bluetooth", "can", "xdp", "bridge", "mctp"}
 
 // networkRules are the AppArmor network rules (without "network") for a
 // protocol, nil where its rules cannot name it.
@@ -324,6 +346,14 @@ func networkRules(p policy.Protocol) []string {
 		return []string{"packet"}
 	}
 	return nil // icmpv6, sctp, dccp: not protocol names AppArmor's rules know
+}
+
+// sourceProfileName names a fromSource entry's profile after the entry, so
+// that the name stays with the program when other entries come or go: a
+// process keeps the profile it was attached to across replacements.
+func sourceProfileName(s policy.Source) string {
+	sum := sha256.Sum256([]byte(attachment(s)))
+	return sourceProfilePrefix + hex.EncodeToString(sum[:6])
 }
 
 // attachment is a fromSource entry as a profile attachment.
@@ -369,7 +399,7 @@ func overlaps(a, b policy.Source) bool {
 func literal(p string) string {
 	var b strings.Builder
 	for _, c := range p {
-		if strings.ContainsRune(`*?[]{}^\"`, c) {
+		if strings.ContainsRune(`*?[]{}^\"!@`, c) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(c)
@@ -383,4 +413,21 @@ func quote(p string) string {
 		return `"` + p + `"`
 	}
 	return p
+}
+
+// SelfProfile allows everything to the daemon's apparmor_parser, which
+// would else be confined by the host profile (it is started after the
+// profiles load) and could not load the next set under an allow-list.
+// Any process may exec the parser into it: loading profiles needs
+// CAP_MAC_ADMIN, which the host profile grants unless an allow-list of
+// capabilities leaves it out; root can manage AppArmor under this
+// enforcer, as under AppArmor itself.
+func SelfProfile(parser string) Profile {
+	const name = "kubearmor-parser"
+	attach := literal(parser)
+	text := "# Generated by kubearmor: its own apparmor_parser, unrestricted.\n" +
+		"profile " + name + " " + quote(attach) + " flags=(attach_disconnected,mediate_deleted) {\n" +
+		"  /{,**} rwlkm,\n  /** pix,\n  network,\n  capability,\n  signal,\n  ptrace,\n  unix,\n  dbus,\n" +
+		"  mount,\n  umount,\n  pivot_root,\n}\n"
+	return Profile{Name: name, Attach: attach, Text: text}
 }

@@ -137,7 +137,7 @@ func TestCompile(t *testing.T) {
 			want: []string{"  audit capability net_raw,"}},
 		{name: "file allow-list with block posture", postures: blockPostures,
 			rule:    policy.Rule{Kind: policy.KindFile, Action: policy.ActionAllow, Match: policy.MatchDir, Path: "/srv/", Recursive: true},
-			want:    []string{"  /srv/** rwlk,", "  /** pix,", "  network,"},
+			want:    []string{"  /srv/** rwlkm,", "  /** pix,", "  network,"},
 			wantNot: []string{"  /{,**} rwlkm,"}},
 		{name: "allow-list with audit posture", postures: auditPostures,
 			rule:      policy.Rule{Kind: policy.KindFile, Action: policy.ActionAllow, Match: policy.MatchPath, Path: "/srv/x"},
@@ -215,4 +215,41 @@ func TestSourceProfiles(t *testing.T) {
 	if len(c.Limitations) != 1 || !strings.Contains(c.Limitations[0].Reason, "overlaps") {
 		t.Errorf("limitations %v, want the overlap of /usr/bin/ping and /usr/bin/", c.Limitations)
 	}
+}
+
+// TestRetired: a source profile that is gone becomes the host profile
+// under its name and attachment, so its processes keep the host-wide rules.
+func TestRetired(t *testing.T) {
+	c, err := Compile(setOf(t, auditPostures,
+		policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: "/etc/shadow"}), Features{Network: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := retired(c.Profiles[0], "kubearmor-source-0123456789ab", "/opt/a b/**")
+	if !strings.Contains(text, `profile kubearmor-source-0123456789ab "/opt/a b/**" flags=`) || !strings.Contains(text, "audit deny /etc/shadow rwlk,") ||
+		strings.Contains(text, HostProfile) {
+		t.Errorf("retired profile:\n%s", text)
+	}
+	parse(t, Profile{Name: "retired", Text: text})
+	parse(t, SelfProfile("/usr/sbin/apparmor_parser"))
+}
+
+// TestNetworkAllowList: an allow-list of network protocols leaves the
+// families network rules do not govern alone.
+func TestNetworkAllowList(t *testing.T) {
+	c, err := Compile(setOf(t, policy.Postures{File: policy.PostureAudit, Network: policy.PostureBlock, Capabilities: policy.PostureAudit},
+		policy.Rule{Kind: policy.KindNetwork, Action: policy.ActionAllow, Match: policy.MatchProtocol, Protocol: policy.ProtoTCP}), Features{Network: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := c.Profiles[0].Text
+	for _, want := range []string{"  network inet stream,\n", "  network unix,\n", "  network netlink,\n"} {
+		if !strings.Contains(host, want) {
+			t.Errorf("profile lacks %q:\n%s", want, host)
+		}
+	}
+	if strings.Contains(host, "  network,\n") {
+		t.Errorf("the blanket network rule is still there:\n%s", host)
+	}
+	parse(t, c.Profiles[0])
 }
