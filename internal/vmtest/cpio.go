@@ -6,7 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -166,4 +168,60 @@ func modeBits(m fs.FileMode) uint32 {
 		bits |= 0o1000
 	}
 	return bits
+}
+
+// archiveDirs lists the directories of a newc archive, so that a second
+// archive written over it (the kernel unpacks both) does not write them
+// again: the kernel would give each the second entry's mode and owner.
+func archiveDirs(path string) (map[string]bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	dirs := map[string]bool{".": true, "": true}
+	var off int64
+	skip := func(n int64) error {
+		_, err := r.Discard(int(n))
+		off += n
+		return err
+	}
+	align := func() error { return skip((4 - off%4) % 4) }
+	hdr := make([]byte, 110)
+	for {
+		if _, err := io.ReadFull(r, hdr); err != nil {
+			return nil, fmt.Errorf("read archive %s: %w", path, err)
+		}
+		off += 110
+		if string(hdr[:6]) != "070701" {
+			return nil, fmt.Errorf("read archive %s: bad magic at %d", path, off-110)
+		}
+		field := func(i int) int64 {
+			v, _ := strconv.ParseUint(string(hdr[6+8*i:14+8*i]), 16, 32)
+			return int64(v)
+		}
+		mode, size, namesize := field(1), field(6), field(11)
+		name := make([]byte, namesize)
+		if _, err := io.ReadFull(r, name); err != nil {
+			return nil, fmt.Errorf("read archive %s: %w", path, err)
+		}
+		off += namesize
+		n := strings.TrimRight(string(name), "\x00")
+		if n == "TRAILER!!!" {
+			return dirs, nil
+		}
+		if mode&0o170000 == cpioModeDir {
+			dirs[n] = true
+		}
+		if err := align(); err != nil {
+			return nil, err
+		}
+		if err := skip(size); err != nil {
+			return nil, err
+		}
+		if err := align(); err != nil {
+			return nil, err
+		}
+	}
 }

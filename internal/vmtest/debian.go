@@ -257,6 +257,11 @@ func BuildSystemImage(dst, rootArchive string, g Guest) (*Initramfs, error) {
 		return nil, fmt.Errorf("write system image %s: %w", dst, err)
 	}
 	w := newCPIOWriter(f)
+	// The root's directories are there already, with their modes (/root
+	// is 0700): parents of our files must not be written again.
+	if w.dirs, err = archiveDirs(rootArchive); err != nil {
+		return nil, err
+	}
 	err = errors.Join(
 		w.File(systemInit, 0o755, int64(len(systemInitScript)), strings.NewReader(systemInitScript)),
 		w.File(systemRunner, 0o755, int64(runner.Len()), strings.NewReader(runner.String())),

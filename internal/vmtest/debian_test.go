@@ -88,6 +88,22 @@ func TestBuildSystemImage(t *testing.T) {
 	if strings.Contains(runner, "busybox") || strings.Contains(runner, "mount") {
 		t.Errorf("the runner sets the guest up; systemd does that:\n%s", runner)
 	}
+	// The root's directories are not written again (their modes stay).
+	n := 0
+	b, _ := os.ReadFile(ini.Path)
+	for _, e := range readCPIO(t, b) {
+		if e.name == "usr" || e.name == "tmp" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("usr and tmp appear %d times in all, want once each (from the root)", n)
+	}
+	if _, err := BuildSystemImage(filepath.Join(dir, "libs"), rootArchive, Guest{Files: []File{
+		{HostPath: "/bin/ls", GuestPath: "/usr/bin/ls3", Libraries: true},
+	}}); err == nil {
+		t.Error("host libraries over the guest's own: no error")
+	}
 	if _, err := BuildSystemImage(filepath.Join(dir, "clash"), rootArchive, Guest{Files: []File{
 		{HostPath: "/bin/ls", GuestPath: systemRunner},
 	}}); err == nil {

@@ -220,6 +220,10 @@ func (s fileSet) add(w *cpioWriter, f File) error {
 		return fmt.Errorf("add file: %w", err)
 	}
 	if !info.IsDir() && f.Libraries {
+		if s.layout.dynamic {
+			// The host's libraries would go over the guest's own.
+			return fmt.Errorf("add %s: the guest has its own libraries; add it without Libraries", f.HostPath)
+		}
 		return s.addProgram(w, f)
 	}
 	if !info.IsDir() {

@@ -123,7 +123,9 @@ func helpOf(program string, args []string) (string, error) {
 	cmd.Env = append(os.Environ(), "COLUMNS=80", "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) == 0 {
-		return "", fmt.Errorf("manual page: %s %s --help: %v: %s", program, strings.Join(args, " "), err, out)
+		// The pages are made by running the packaged binaries: a build
+		// for another architecture needs an emulator (binfmt) here.
+		return "", fmt.Errorf("manual page: %s %s --help (the binaries must run on this machine): %v: %s", program, strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
