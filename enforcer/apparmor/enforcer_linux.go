@@ -32,7 +32,8 @@ type Enforcer struct {
 	log      *slog.Logger
 	loader   *Loader
 	features Features
-	keep     bool // Pin: the profiles outlive the daemon
+	keep     bool   // Pin: the profiles outlive the daemon
+	lost0    uint32 // the kernel's audit lost counter at Load
 	audit    *reader.Reader
 	tally    atomic.Pointer[tally]
 
@@ -69,6 +70,9 @@ func Load(opts Options) (*Enforcer, error) {
 		return nil, fmt.Errorf("apparmor: its decisions come from the audit log: %w", err)
 	}
 	e.audit = r
+	if st, err := r.Status(); err == nil {
+		e.lost0 = st.Lost
+	}
 	// A previous daemon's profiles keep confining the processes attached
 	// to them until the first Apply replaces them.
 	if err := e.loader.Adopt(); err != nil {
@@ -206,14 +210,20 @@ func (e *Enforcer) RuleStats() (uint64, []enforcer.RuleCounts) {
 
 // Stats implements enforcer.Enforcer: the audit path's losses are the
 // alerts'. Records dropped where the socket overflowed (ENOBUFS) show up
-// as gaps in the serial numbers, so gaps count every lost event.
+// as gaps in the serial numbers; records the kernel could not queue at all
+// (backlog full, rate limit) never got one, and are in its lost counter,
+// which counts every audit record of the host, not only ours.
 func (e *Enforcer) Stats() enforcer.Stats {
 	a := e.audit.Stats()
+	lost := a.Gaps
+	if st, err := e.audit.Status(); err == nil && st.Lost >= e.lost0 {
+		lost += uint64(st.Lost - e.lost0)
+	}
 	return enforcer.Stats{
 		Decisions:    e.decisions.Load(),
 		Denied:       e.denied.Load(),
 		Audited:      e.audited.Load(),
-		AlertsLost:   a.Gaps,
+		AlertsLost:   lost,
 		Undelivered:  e.undelivered.Load() + a.Undelivered,
 		Malformed:    a.Malformed,
 		Unattributed: e.unattributed.Load(),
