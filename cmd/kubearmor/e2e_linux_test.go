@@ -839,10 +839,12 @@ func TestAppArmorEnforcer(t *testing.T) {
 	// The test process was running before the profiles and stays
 	// unconfined; a shell it starts now is confined.
 	cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
+	denied := time.Now()
 	if err := cat(); err == nil {
 		t.Fatal("a new shell read the blocked file")
 	}
 	a := p.waitAlert(t, "the denied open", func(a record.Alert) bool { return a.Resource == secret })
+	t.Logf("alert %v after the denial", time.Since(denied).Round(time.Millisecond))
 	if a.PolicyName != "aa-block" || a.Severity != "7" || a.Action != "Block" || a.Result != record.ResultDenied ||
 		a.Enforcer != "AppArmor" || a.Operation != "File" {
 		t.Errorf("alert %+v", a)

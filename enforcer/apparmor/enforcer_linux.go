@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/kubearmor/kubearmor-host/audit/reader"
 	"github.com/kubearmor/kubearmor-host/enforcer"
@@ -18,6 +19,9 @@ import (
 
 // Name is the Enforcer value of this enforcer's alerts.
 const Name = "AppArmor"
+
+// avcWait is how long an event's records are waited for (see Load).
+const avcWait = 300 * time.Millisecond
 
 // Options configure Load.
 type Options struct {
@@ -65,7 +69,13 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 		e.loader.Parser = p
 	}
-	r, err := reader.Open(reader.Options{})
+	// An AVC record of a task without an audit context (audit is off
+	// unless auditd turned it on) is an event alone, with no end-of-event
+	// record: it is complete when the reassembler gives up waiting for more.
+	// The records of one event come within one system call, so a short wait
+	// loses nothing and keeps alerts prompt (the default would delay each
+	// by 2 s).
+	r, err := reader.Open(reader.Options{Timeout: avcWait})
 	if err != nil {
 		return nil, fmt.Errorf("apparmor: its decisions come from the audit log: %w", err)
 	}
