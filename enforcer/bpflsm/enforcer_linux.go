@@ -145,16 +145,12 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 		return nil, fmt.Errorf("load BPF-LSM programs: %w", err)
 	}
-	names := programNames[hooks]()
-	for i, p := range programsOf(&e.objs.hooks) {
-		l, err := attach(p)
-		if err != nil {
-			e.Close()
-			return nil, fmt.Errorf("attach %s: %w", p, err)
-		}
-		e.links = append(e.links, l)
-		e.linkNames = append(e.linkNames, names[i])
+	links, err := attachAll(programsOf(&e.objs.hooks), programNames[hooks]())
+	if err != nil {
+		e.Close()
+		return nil, err
 	}
+	e.links, e.linkNames = links, programNames[hooks]()
 	if err := e.attachAfterChange(spec); err != nil {
 		e.log.Warn("path caches are not refreshed after renames and mounts: a path walk racing a rename or mount may leave a stale cache entry until the next one",
 			"error", err)
@@ -175,21 +171,30 @@ func (e *Enforcer) attachAfterChange(spec *ebpf.CollectionSpec) error {
 	if err := spec.LoadAndAssign(&e.after, opts); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
-	names := programNames[afterChange]()
+	links, err := attachAll(programsOf(&e.after), programNames[afterChange]())
+	if err != nil {
+		return err
+	}
+	e.links = append(e.links, links...)
+	e.linkNames = append(e.linkNames, programNames[afterChange]()...)
+	return nil
+}
+
+// attachAll attaches programs (named by names, in the same order); on
+// error none stays attached.
+func attachAll(progs []*ebpf.Program, names []string) ([]link.Link, error) {
 	var links []link.Link
-	for i, p := range programsOf(&e.after) {
+	for i, p := range progs {
 		l, err := attach(p)
 		if err != nil {
 			for _, l := range links {
 				l.Close()
 			}
-			return fmt.Errorf("attach %s: %w", names[i], err)
+			return nil, fmt.Errorf("attach %s: %w", names[i], err)
 		}
 		links = append(links, l)
 	}
-	e.links = append(e.links, links...)
-	e.linkNames = append(e.linkNames, names...)
-	return nil
+	return links, nil
 }
 
 // attach attaches an LSM program to its hook, or a tracing one to its
