@@ -125,8 +125,7 @@ func (l *Loader) Replace(profiles []Profile) error {
 
 // retired is the host profile under another profile's name and attachment.
 func retired(host Profile, name, attach string) string {
-	head := "profile " + HostProfile + " " + quote(host.Attach) + " "
-	return strings.Replace(host.Text, head, "profile "+name+" "+quote(attach)+" ", 1)
+	return strings.Replace(host.Text, header(HostProfile, host.Attach), header(name, attach), 1)
 }
 
 // RemoveAll removes every profile loaded by Replace.
