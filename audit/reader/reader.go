@@ -123,32 +123,41 @@ func Open(opts Options) (*Reader, error) {
 		}
 		return r, nil
 	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
+	fd, err := openMulticast(opts.ReceiveBuffer)
 	if err != nil {
 		control.Close()
-		return nil, fmt.Errorf("open audit multicast socket: %w", err)
+		return nil, err
 	}
+	r.fd = fd
+	return r, nil
+}
+
+// openMulticast opens a socket in the audit log's multicast group, with a
+// receive buffer of bufSize bytes (0: the kernel's default).
+func openMulticast(bufSize int) (_ int, err error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
+	if err != nil {
+		return -1, fmt.Errorf("open audit multicast socket: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(fd) // the local fd: the result is -1 by now
+		}
+	}()
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (groupReadLog - 1)}); err != nil {
-		unix.Close(fd)
-		control.Close()
-		return nil, fmt.Errorf("join the audit log's multicast group (needs CAP_AUDIT_READ): %w", err)
+		return -1, fmt.Errorf("join the audit log's multicast group (needs CAP_AUDIT_READ): %w", err)
 	}
-	if opts.ReceiveBuffer > 0 {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opts.ReceiveBuffer); err != nil {
-			unix.Close(fd)
-			control.Close()
-			return nil, fmt.Errorf("set the audit socket's receive buffer to %d bytes: %w", opts.ReceiveBuffer, err)
+	if bufSize > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufSize); err != nil {
+			return -1, fmt.Errorf("set the audit socket's receive buffer to %d bytes: %w", bufSize, err)
 		}
 	}
 	// Reads wake up this often to notice cancellation and expire events.
 	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		control.Close()
-		return nil, fmt.Errorf("set the audit socket's read timeout: %w", err)
+		return -1, fmt.Errorf("set the audit socket's read timeout: %w", err)
 	}
-	r.fd = fd
-	return r, nil
+	return fd, nil
 }
 
 // register makes the daemon socket the audit daemon's, unless a live
