@@ -307,28 +307,34 @@ func wantDenied(path string) error {
 	return nil
 }
 
-func props(t *testing.T) map[string]string {
-	t.Helper()
-	out := runIn(t, "/", "systemctl", "show", "kubearmor.service")
+// unitProps is systemctl show of the service, by property.
+func unitProps() (map[string]string, error) {
+	out, err := exec.Command("systemctl", "show", "kubearmor.service").Output()
+	if err != nil {
+		return nil, fmt.Errorf("systemctl show: %w", err)
+	}
 	m := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
+	for _, line := range strings.Split(string(out), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok {
 			m[k] = v
 		}
+	}
+	return m, nil
+}
+
+func props(t *testing.T) map[string]string {
+	t.Helper()
+	m, err := unitProps()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }
 
 func wantProps(want map[string]string) error {
-	out, err := exec.Command("systemctl", "show", "kubearmor.service").Output()
+	got, err := unitProps()
 	if err != nil {
 		return err
-	}
-	got := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			got[k] = v
-		}
 	}
 	return wantFields(got, want)
 }
