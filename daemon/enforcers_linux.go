@@ -3,9 +3,10 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
 
 	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/enforcer"
@@ -31,8 +32,9 @@ func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enfor
 // CleanupAppArmor removes the AppArmor enforcer's profiles left in the
 // kernel, if AppArmor is there (kubearmor --cleanup).
 func CleanupAppArmor() ([]string, error) {
-	if _, err := os.Stat("/sys/kernel/security/apparmor/profiles"); err != nil {
+	removed, err := apparmor.RemoveProfiles()
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // no AppArmor (or no securityfs): nothing of ours
 	}
-	return apparmor.RemoveProfiles()
+	return removed, err
 }
