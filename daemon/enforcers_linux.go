@@ -20,9 +20,18 @@ import (
 func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enforcer.Enforcer, error) {
 	switch e {
 	case detect.BPFLSM:
+		if cfg.AlertSource != enforcer.AlertEBPF {
+			log.Warn("alertSource applies to the AppArmor enforcer only: BPF-LSM denials make no audit records, its alerts come from its own programs",
+				"alertSource", string(cfg.AlertSource))
+		}
 		return bpflsm.Load(bpflsm.Options{Logger: log, PinDir: cfg.BPFPinPath})
 	case detect.AppArmor:
-		return apparmor.Load(apparmor.Options{Logger: log})
+		e, err := apparmor.Load(apparmor.Options{Logger: log, Source: cfg.AlertSource})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("AppArmor alerts", "alertSource", string(e.Source()))
+		return e, nil
 	case detect.None:
 		return observe.Load(log)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/monitor"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
 	"github.com/kubearmor/kubearmor-host/daemon/summary"
+	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/policy/loader"
 )
 
@@ -100,7 +101,14 @@ func (d *daemon) counters() []*hostpb.Counter {
 	add("enforcer", "decisions", st.Decisions, "denied", st.Denied, "audited", st.Audited, "cached", st.Cached,
 		"alerts_lost", st.AlertsLost, "events_lost", st.EventsLost, "paths_truncated", st.PathsTruncated,
 		"scratch_busy", st.ScratchBusy, "torn", st.Torn, "undelivered", st.Undelivered, "malformed", st.Malformed,
-		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "unattributed", st.Unattributed)
+		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "unattributed", st.Unattributed,
+		"linked", st.Linked)
+	// The AppArmor enforcer's alert paths, each on its own terms.
+	for _, src := range []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit} {
+		if p, ok := st.Paths[src]; ok {
+			add("alerts_"+string(src), "delivered", p.Delivered, "lost", p.Lost)
+		}
+	}
 	add("alerts", "write_errors", d.writeErrors.Load())
 	add("policy", "reloads", d.reloads.Load(), "reload_failures", d.reloadFailures.Load())
 	if d.monitor != nil {

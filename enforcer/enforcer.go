@@ -65,7 +65,34 @@ type Event struct {
 	// Res0 and Res1 describe a non-path object: the capability number, or
 	// the socket family and (type << 16 | protocol).
 	Res0, Res1 uint32
+	// Source is the alert path that reported the decision, for an
+	// enforcer that has more than one (AppArmor); "" for the others.
+	Source AlertSource
+	// Incident numbers the decision among those of the enforcer's run;
+	// when two alert paths report it (AlertBoth), both events carry the
+	// same number and the second is Linked. 0: not numbered.
+	Incident uint64
+	// Linked says another event already reported this decision: it is the
+	// same incident seen by the other alert path, not a second one.
+	Linked bool
 }
+
+// AlertSource says where an AppArmor enforcer's alerts come from. BPF-LSM
+// decisions are reported by the programs that make them; AppArmor's are
+// read either at the exit of the kernel's LSM entry points (eBPF) or from
+// the kernel audit log (AppArmor's AVC records; the experimental path), or
+// both, to compare them.
+type AlertSource string
+
+// Alert sources.
+const (
+	AlertEBPF  AlertSource = "ebpf"
+	AlertAudit AlertSource = "audit"
+	AlertBoth  AlertSource = "both"
+)
+
+// Has says whether s includes path p (AlertEBPF or AlertAudit).
+func (s AlertSource) Has(p AlertSource) bool { return s == p || s == AlertBoth }
 
 // RuleCounts are the decisions one rule made.
 type RuleCounts struct {
@@ -88,4 +115,16 @@ type Stats struct {
 	UnknownCaller  uint64 // observed execs whose calling program was not known
 	TableFull      uint64 // processes not tracked because the process table was full
 	Unattributed   uint64 // decisions the kernel reported that no rule explains (AppArmor)
+	// Linked counts events that reported a decision another alert path
+	// had already reported (AlertBoth): not incidents of their own.
+	Linked uint64
+	// By alert path, for an enforcer with more than one: what each
+	// delivered and lost (AlertsLost is their sum).
+	Paths map[AlertSource]PathStats
+}
+
+// PathStats are one alert path's counts.
+type PathStats struct {
+	Delivered uint64 // reports handed to the enforcer
+	Lost      uint64 // reports known to be lost before that
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/api/feeder"
 	"github.com/kubearmor/kubearmor-host/daemon/api/hostpb"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
+	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/daemon/usernames"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
@@ -819,38 +820,88 @@ func TestReload(t *testing.T) {
 }
 
 // TestAppArmorEnforcer runs the daemon with the AppArmor enforcer (chosen
-// by configuration: the guest has BPF-LSM too). A policy file dropped in
-// becomes profiles: a shell started afterwards cannot open the blocked
-// file, and the denial comes back from the audit log as an alert naming
-// the policy. Stopping the daemon removes the profiles.
+// by configuration: the guest has BPF-LSM too), once per alert source. A
+// policy file dropped in becomes profiles: a shell started afterwards
+// cannot open the blocked file, and the denial comes back as an alert
+// naming the policy: from the eBPF path, from the audit log, or from both,
+// the two alerts of the one denial linked (same incident, the second
+// marked Linked) and the denial counted once. Stopping the daemon removes
+// the profiles.
 func TestAppArmorEnforcer(t *testing.T) {
 	testutils.RequireGuest(t)
-	dir, work := t.TempDir(), t.TempDir()
-	secret := filepath.Join(work, "secret")
-	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := startDaemon(t, dir, "--enforcer=apparmor")
-	p.waitLog(t, "enforcer chosen", "enforcer=AppArmor")
-	p.waitNotify(t, "READY=1")
-	writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
-		"  severity: 7\n  file:\n    matchPaths:\n    - path: "+secret+"\n  action: Block\n"))
-	p.waitLog(t, "policy set applied", "rules=1")
-	// The test process was running before the profiles and stays
-	// unconfined; a shell it starts now is confined.
-	cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
-	denied := time.Now()
-	if err := cat(); err == nil {
-		t.Fatal("a new shell read the blocked file")
-	}
-	a := p.waitAlert(t, "the denied open", func(a record.Alert) bool { return a.Resource == secret })
-	t.Logf("alert %v after the denial", time.Since(denied).Round(time.Millisecond))
-	if a.PolicyName != "aa-block" || a.Severity != "7" || a.Action != "Block" || a.Result != record.ResultDenied ||
-		a.Enforcer != "AppArmor" || a.Operation != "File" {
-		t.Errorf("alert %+v", a)
-	}
-	p.stop(t)
-	if err := cat(); err != nil {
-		t.Errorf("after the daemon stopped, the file: %v (profiles left behind)", err)
+	for _, source := range []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit, enforcer.AlertBoth} {
+		t.Run(string(source), func(t *testing.T) {
+			dir, work := t.TempDir(), t.TempDir()
+			secret := filepath.Join(work, "secret")
+			if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p := startDaemon(t, dir, "--enforcer=apparmor", "--alertSource="+string(source))
+			p.waitLog(t, "enforcer chosen", "enforcer=AppArmor")
+			p.waitLog(t, "AppArmor alerts", "alertSource="+string(source))
+			p.waitNotify(t, "READY=1")
+			writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
+				"  severity: 7\n  file:\n    matchPaths:\n    - path: "+secret+"\n  action: Block\n"))
+			p.waitLog(t, "policy set applied", "rules=1")
+			// The test process was running before the profiles and stays
+			// unconfined; a shell it starts now is confined.
+			cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
+			denied := time.Now()
+			if err := cat(); err == nil {
+				t.Fatal("a new shell read the blocked file")
+			}
+			paths := []enforcer.AlertSource{source}
+			if source == enforcer.AlertBoth {
+				paths = []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit}
+			}
+			var got []record.Alert
+			for range paths {
+				a := p.waitAlert(t, "the denied open", func(a record.Alert) bool { return a.Resource == secret })
+				t.Logf("%s alert %v after the denial: incident %d, linked %v", a.AlertSource,
+					time.Since(denied).Round(time.Millisecond), a.IncidentID, a.Linked)
+				if a.PolicyName != "aa-block" || a.Severity != "7" || a.Action != "Block" || a.Result != record.ResultDenied ||
+					a.Enforcer != "AppArmor" || a.Operation != "File" || a.IncidentID == 0 {
+					t.Errorf("alert %+v", a)
+				}
+				got = append(got, a)
+			}
+			for i, a := range got {
+				if (source != enforcer.AlertBoth && a.AlertSource != string(source)) || a.Linked != (i > 0) {
+					t.Errorf("alert %d of %d: source %q, linked %v", i+1, len(got), a.AlertSource, a.Linked)
+				}
+			}
+			if len(got) == 2 {
+				a, b := got[0], got[1]
+				if a.AlertSource == b.AlertSource || a.IncidentID != b.IncidentID || a.PID != b.PID || a.Operation != b.Operation ||
+					a.Timestamp != b.Timestamp && a.Timestamp+1 != b.Timestamp {
+					t.Errorf("the two paths' alerts are not linked:\n%+v\n%+v", a, b)
+				}
+			}
+			// Counted once, whatever the number of paths.
+			conn, err := grpc.NewClient("unix://"+p.api, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			pr, err := hostpb.NewHostClient(conn).Probe(t.Context(), &hostpb.ProbeRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := pr.Counter("enforcer", "denied"); n != 1 {
+				t.Errorf("enforcer denied = %d, want 1", n)
+			}
+			if n, want := pr.Counter("enforcer", "linked"), uint64(len(paths)-1); n != want {
+				t.Errorf("enforcer linked = %d, want %d", n, want)
+			}
+			for _, path := range paths {
+				if n := pr.Counter("alerts_"+string(path), "delivered"); n != 1 {
+					t.Errorf("alerts_%s delivered = %d, want 1", path, n)
+				}
+			}
+			p.stop(t)
+			if err := cat(); err != nil {
+				t.Errorf("after the daemon stopped, the file: %v (profiles left behind)", err)
+			}
+		})
 	}
 }

@@ -31,6 +31,9 @@ func alertMessage(a record.Alert) *feeder.Alert {
 		Enforcer:          a.Enforcer,
 		Action:            a.Action,
 		Result:            a.Result,
+		AlertSource:       a.AlertSource,
+		IncidentID:        a.IncidentID,
+		Linked:            a.Linked,
 	}
 }
 
@@ -84,6 +87,9 @@ func AlertRecord(a *feeder.Alert) record.Alert {
 		Enforcer:          a.GetEnforcer(),
 		Action:            a.GetAction(),
 		Result:            a.GetResult(),
+		AlertSource:       a.GetAlertSource(),
+		IncidentID:        a.GetIncidentID(),
+		Linked:            a.GetLinked(),
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/kubearmor/kubearmor-host/daemon/monitor"
+	"github.com/kubearmor/kubearmor-host/enforcer"
 )
 
 // DefaultFile is read when --config is not given; it may be missing.
@@ -99,6 +100,7 @@ type Config struct {
 	LogLevel                       slog.Level
 	LogTarget                      LogTarget
 	AlertTarget                    AlertTarget
+	AlertSource                    enforcer.AlertSource
 	HostVisibility                 monitor.Kinds
 	HostLogTarget                  HostLogTarget
 	ReloadDebounce                 time.Duration
@@ -316,6 +318,7 @@ type rawConfig struct {
 	LogLevel                       string            `mapstructure:"logLevel"`
 	LogTarget                      string            `mapstructure:"logTarget"`
 	AlertTarget                    string            `mapstructure:"alertTarget"`
+	AlertSource                    string            `mapstructure:"alertSource"`
 	HostVisibility                 string            `mapstructure:"hostVisibility"`
 	HostLogTarget                  string            `mapstructure:"hostLogTarget"`
 	ReloadDebounce                 time.Duration     `mapstructure:"reloadDebounce"`
@@ -339,6 +342,7 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		KeyLogLevel:                       r.LogLevel,
 		KeyLogTarget:                      r.LogTarget,
 		KeyAlertTarget:                    r.AlertTarget,
+		KeyAlertSource:                    r.AlertSource,
 		KeyHostVisibility:                 r.HostVisibility,
 		KeyHostLogTarget:                  r.HostLogTarget,
 		KeyBPFPinPath:                     r.BPFPinPath,
@@ -384,6 +388,7 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		LogLevel:                       level,
 		LogTarget:                      LogTarget(typed[KeyLogTarget].(string)),
 		AlertTarget:                    AlertTarget(typed[KeyAlertTarget].(string)),
+		AlertSource:                    enforcer.AlertSource(typed[KeyAlertSource].(string)),
 		HostVisibility:                 vis,
 		HostLogTarget:                  HostLogTarget(typed[KeyHostLogTarget].(string)),
 		ReloadDebounce:                 r.ReloadDebounce,
@@ -479,6 +484,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(KeyLogLevel, strings.ToLower(c.LogLevel.String())),
 		slog.String(KeyLogTarget, string(c.LogTarget)),
 		slog.String(KeyAlertTarget, string(c.AlertTarget)),
+		slog.String(KeyAlertSource, string(c.AlertSource)),
 		slog.String(KeyHostVisibility, c.HostVisibility.String()),
 		slog.String(KeyHostLogTarget, string(c.HostLogTarget)),
 		slog.Duration(KeyReloadDebounce, c.ReloadDebounce),

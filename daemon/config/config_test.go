@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubearmor/kubearmor-host/daemon/monitor"
+	"github.com/kubearmor/kubearmor-host/enforcer"
 )
 
 // defaults is what a machine with no file, no environment and no flags gets.
@@ -28,6 +29,7 @@ func defaults() Config {
 		LogLevel:                       slog.LevelInfo,
 		LogTarget:                      LogTargetAuto,
 		AlertTarget:                    AlertTargetAuto,
+		AlertSource:                    enforcer.AlertEBPF,
 		HostVisibility:                 monitor.Process | monitor.File | monitor.Network | monitor.Capabilities,
 		HostLogTarget:                  HostLogTargetNone,
 		ReloadDebounce:                 200 * time.Millisecond,
@@ -428,7 +430,7 @@ func TestLogValueAndCopies(t *testing.T) {
 	}
 	want := `file="(none)" policyDir="/etc/kubearmor/policies" enforcer="auto" hostDefaultFilePosture="audit" ` +
 		`hostDefaultNetworkPosture="audit" hostDefaultCapabilitiesPosture="audit" hostName="testhost" ` +
-		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" hostVisibility="process,file,network,capabilities" hostLogTarget="none" reloadDebounce="200ms" ` +
+		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" alertSource="ebpf" hostVisibility="process,file,network,capabilities" hostLogTarget="none" reloadDebounce="200ms" ` +
 		`bpfPinPath="/sys/fs/bpf/kubearmor" stateDir="/var/lib/kubearmor" apiSocket="/run/kubearmor/kubearmor.sock" metricsAddress="" telemetryRate="20000"`
 	if got := cfg.String(); got != want {
 		t.Errorf("String:\n got %s\nwant %s", got, want)

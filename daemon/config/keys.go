@@ -27,6 +27,7 @@ const (
 	KeyLogLevel                       = "logLevel"
 	KeyLogTarget                      = "logTarget"
 	KeyAlertTarget                    = "alertTarget"
+	KeyAlertSource                    = "alertSource"
 	KeyHostVisibility                 = "hostVisibility"
 	KeyHostLogTarget                  = "hostLogTarget"
 	KeyReloadDebounce                 = "reloadDebounce"
@@ -102,6 +103,8 @@ func keys() []key {
 			usage: "where daemon logs go; auto means journald when stderr is connected to the journal"},
 		{name: KeyAlertTarget, kind: kindEnum, enum: []string{"auto", "journald", "stdout"}, def: "auto",
 			usage: "where alert records go"},
+		{name: KeyAlertSource, kind: kindEnum, enum: []string{"ebpf", "audit", "both"}, def: "ebpf",
+			usage: "where the AppArmor enforcer's alerts come from: ebpf (refusals seen at the kernel's LSM entry points), audit (AppArmor's records in the kernel audit log; experimental) or both (each decision's two alerts linked); BPF-LSM alerts always come from its own programs"},
 		{name: KeyHostVisibility, kind: kindVisibility, def: "process,file,network,capabilities",
 			usage: "what the monitors observe for logs and summaries: process, file, network, capabilities, or none"},
 		{name: KeyHostLogTarget, kind: kindEnum, enum: []string{"none", "journald", "stdout"}, def: "none",

@@ -50,6 +50,13 @@ type Alert struct {
 	Action            string   `json:"Action"`
 	Result            string   `json:"Result"`
 	UserName          string   `json:"UserName,omitempty"` // UID's name in the passwd file (not a KubeArmor field)
+	// Not KubeArmor fields either: the alert path that reported the
+	// decision where an enforcer has two (AppArmor: "ebpf" or "audit"),
+	// the incident it reports, and whether an alert of the other path
+	// already reported that incident (alertSource both).
+	AlertSource string `json:"AlertSource,omitempty"`
+	IncidentID  uint64 `json:"IncidentID,omitempty"`
+	Linked      bool   `json:"Linked,omitempty"`
 }
 
 // TimeLayout is KubeArmor's UpdatedTime format; UpdatedTime formats it.
@@ -120,6 +127,9 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 		Enforcer:    c.Enforcer,
 		Operation:   operation(ev.Op),
 		ProcessName: ev.Exe,
+		AlertSource: string(ev.Source),
+		IncidentID:  ev.Incident,
+		Linked:      ev.Linked,
 	}
 	switch ev.Op.Kind() {
 	case policy.KindProcess:
@@ -302,7 +312,18 @@ func (a Alert) Fields() map[string]string {
 		"Action":            a.Action,
 		"Result":            a.Result,
 		"UserName":          a.UserName,
+		"AlertSource":       a.AlertSource,
+		"IncidentID":        nonZero(a.IncidentID),
+		"Linked":            map[bool]string{true: "true"}[a.Linked],
 	})
+}
+
+// nonZero formats n, or "" for 0.
+func nonZero(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatUint(n, 10)
 }
 
 // nonEmpty drops the empty fields: journald need not store them.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubearmor/kubearmor-host/audit/reader"
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/denials"
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
 )
@@ -27,22 +28,30 @@ const avcWait = 300 * time.Millisecond
 type Options struct {
 	Logger *slog.Logger
 	Parser string // apparmor_parser; looked up in PATH if empty
+	// Source is where alerts come from (enforcer.AlertEBPF if empty).
+	Source enforcer.AlertSource
 }
 
 // Enforcer puts policy sets in force as AppArmor profiles and reports the
-// decisions AppArmor logs to the kernel audit log (its AVC records, read
-// from the multicast group), attributed to rules by the reference matcher.
+// decisions AppArmor makes, seen at the exit of the kernel's LSM entry
+// points (package denials), or read from the AVC records AppArmor writes to
+// the audit log (the multicast group), or both; the reference matcher
+// attributes each to a rule.
 type Enforcer struct {
 	log      *slog.Logger
 	loader   *Loader
 	features Features
 	keep     bool   // Pin: the profiles outlive the daemon
 	lost0    uint32 // the kernel's audit lost counter at Load
-	audit    *reader.Reader
+	source   enforcer.AlertSource
+	audit    *reader.Reader   // nil unless source has audit
+	watcher  *denials.Watcher // nil unless source has ebpf
 	tally    atomic.Pointer[tally]
+	links    *linker // owned by Run
 
 	decisions, denied, audited, unattributed atomic.Uint64
-	undelivered                              atomic.Uint64
+	undelivered, linked                      atomic.Uint64
+	fromAudit, fromEBPF                      atomic.Uint64
 }
 
 var _ enforcer.Enforcer = (*Enforcer)(nil)
@@ -55,12 +64,19 @@ type tally struct {
 
 type ruleCounts struct{ audited, denied atomic.Uint64 }
 
-// Load finds apparmor_parser and joins the audit log's multicast group,
-// which needs CAP_AUDIT_READ; loading profiles needs CAP_MAC_ADMIN.
+// Load finds apparmor_parser and opens the alert paths: the denial
+// programs (tracing programs: CAP_BPF and CAP_PERFMON) and the audit log's
+// multicast group (CAP_AUDIT_READ). Loading profiles needs CAP_MAC_ADMIN.
+// Where the eBPF path cannot load, alerts come from the audit log, said
+// loudly: enforcement does not depend on either.
 func Load(opts Options) (*Enforcer, error) {
-	e := &Enforcer{log: opts.Logger, loader: &Loader{Parser: opts.Parser}, features: KernelFeatures()}
+	e := &Enforcer{log: opts.Logger, loader: &Loader{Parser: opts.Parser}, features: KernelFeatures(),
+		source: opts.Source, links: newLinker()}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.source == "" {
+		e.source = enforcer.AlertEBPF
 	}
 	if e.loader.Parser == "" {
 		p, err := exec.LookPath("apparmor_parser")
@@ -69,19 +85,26 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 		e.loader.Parser = p
 	}
-	// An AVC record of a task without an audit context (audit is off
-	// unless auditd turned it on) is an event alone, with no end-of-event
-	// record: it is complete when the reassembler gives up waiting for more.
-	// The records of one event come within one system call, so a short wait
-	// loses nothing and keeps alerts prompt (the default would delay each
-	// by 2 s).
-	r, err := reader.Open(reader.Options{Timeout: avcWait})
-	if err != nil {
-		return nil, fmt.Errorf("apparmor: its decisions come from the audit log: %w", err)
+	if e.source.Has(enforcer.AlertEBPF) {
+		w, err := denials.Load(denials.Options{Logger: e.log, Ignore: uint32(os.Getpid())})
+		switch {
+		case err == nil:
+			e.watcher = w
+		case e.source == enforcer.AlertBoth:
+			e.log.Warn("alertSource both: the eBPF alert path cannot load, alerts come from the audit log alone", "error", err)
+			e.source = enforcer.AlertAudit
+		default:
+			e.log.Warn("alertSource ebpf: the eBPF alert path cannot load, alerts come from the audit log instead", "error", err)
+			e.source = enforcer.AlertAudit
+		}
 	}
-	e.audit = r
-	if st, err := r.Status(); err == nil {
-		e.lost0 = st.Lost
+	if e.source.Has(enforcer.AlertAudit) {
+		if err := e.openAudit(); err != nil {
+			if e.watcher != nil {
+				e.watcher.Close()
+			}
+			return nil, err
+		}
 	}
 	// A previous daemon's profiles keep confining the processes attached
 	// to them until the first Apply replaces them.
@@ -90,6 +113,28 @@ func Load(opts Options) (*Enforcer, error) {
 	}
 	return e, nil
 }
+
+// openAudit joins the audit log's multicast group.
+func (e *Enforcer) openAudit() error {
+	// An AVC record of a task without an audit context (audit is off
+	// unless auditd turned it on) is an event alone, with no end-of-event
+	// record: it is complete when the reassembler gives up waiting for more.
+	// The records of one event come within one system call, so a short wait
+	// loses nothing and keeps alerts prompt (the default would delay each
+	// by 2 s).
+	r, err := reader.Open(reader.Options{Timeout: avcWait})
+	if err != nil {
+		return fmt.Errorf("apparmor: alerts from the audit log: %w", err)
+	}
+	e.audit = r
+	if st, err := r.Status(); err == nil {
+		e.lost0 = st.Lost
+	}
+	return nil
+}
+
+// Source is where the alerts come from, after Load's fallback.
+func (e *Enforcer) Source() enforcer.AlertSource { return e.source }
 
 // Pin implements the daemon's Pinner: the profiles stay loaded when the
 // daemon exits (a restart must not unconfine the processes attached to
@@ -126,6 +171,11 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	for _, l := range c.Limitations {
 		e.log.Warn("rule not enforced: a limitation of the AppArmor enforcer", "rule", l.Rule, "at", l.Origin.String(), "reason", l.Reason)
 	}
+	if !e.source.Has(enforcer.AlertAudit) {
+		for _, l := range unseenAudits(set) {
+			e.log.Warn("rule enforced without alerts: a limitation of alertSource ebpf under AppArmor", "rule", l.Rule, "at", l.Origin.String(), "reason", l.Reason)
+		}
+	}
 	if err := e.loader.Replace(append(c.Profiles, SelfProfile(e.loader.Parser))); err != nil {
 		return err
 	}
@@ -133,72 +183,158 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	return nil
 }
 
-// Run implements enforcer.Enforcer.
+// unseenAudits lists the rules whose decisions the eBPF path cannot see:
+// it sees refusals, and an Audit rule allows.
+func unseenAudits(set *policy.Set) []Limitation {
+	var out []Limitation
+	for r := range set.Rules() {
+		if r.Action == policy.ActionAudit {
+			out = append(out, Limitation{Rule: r.ID, Origin: r.Origin,
+				Reason: "an Audit rule allows, and AppArmor's audited allows are seen only in the audit log (alertSource audit or both)"})
+		}
+	}
+	return out
+}
+
+// Run implements enforcer.Enforcer: it reads both paths, as configured.
 func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error {
-	records := make(chan reader.Event, 4096)
-	done := make(chan error, 1)
-	go func() { done <- e.audit.Run(ctx, records) }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 2)
+	var records chan reader.Event
+	var refusals chan denials.Denial
+	if e.audit != nil {
+		records = make(chan reader.Event, 4096)
+		go func() { done <- e.audit.Run(ctx, records) }()
+	}
+	if e.watcher != nil {
+		refusals = make(chan denials.Denial, 4096)
+		go func() { done <- e.watcher.Run(ctx, refusals) }()
+	}
 	for {
 		select {
 		case err := <-done:
+			// One path ended: the other must not go on alone unnoticed.
 			return err
 		case rec := <-records:
 			for _, m := range rec.Messages {
 				if a, ok := parseAVC(m); ok {
-					e.decide(a, rec, events)
+					e.fromAudit.Add(1)
+					e.decide(fromAVC(a, rec.Time), events)
 				}
 			}
+		case d := <-refusals:
+			e.fromEBPF.Add(1)
+			e.decide(fromDenial(d), events)
 		}
 	}
 }
 
-// decide attributes one AppArmor decision to a rule.
-func (e *Enforcer) decide(a avc, rec reader.Event, events chan<- enforcer.Event) {
+// decision is one alert path's report, in the terms of the matcher.
+type decision struct {
+	report
+	ev         enforcer.Event // what the report says, before attribution
+	exeUnknown bool
+	socket     policy.Socket
+	cap        policy.Capability
+}
+
+// fromAVC reads an AVC record. Its subject is the process's program, read
+// now (it made the call that was decided, and is still there unless it
+// has exited since).
+func fromAVC(a avc, at time.Time) decision {
+	exe, err := os.Readlink("/proc/" + strconv.FormatUint(uint64(a.PID), 10) + "/exe")
+	d := decision{
+		ev: enforcer.Event{Time: at, Op: a.Op, PID: a.PID, TID: a.PID, UID: a.FSUID, OwnerUID: a.OUID,
+			Comm: a.Comm, Path: a.Path, Exe: exe, Source: enforcer.AlertAudit},
+		exeUnknown: err != nil, socket: a.Socket, cap: a.Cap,
+	}
+	d.report = report{key: keyOf(a.Op, a.PID, a.Path, a.Denied, a.Cap, a.Socket), source: enforcer.AlertAudit, at: at}
+	return d
+}
+
+// fromDenial reads a refusal the eBPF path saw: the kernel read the
+// subject's program when it refused.
+func fromDenial(r denials.Denial) decision {
+	d := decision{
+		ev: enforcer.Event{Time: r.Time, Op: r.Op, PID: r.PID, TID: r.TID, PPID: r.PPID, UID: r.UID, OwnerUID: r.OwnerUID,
+			Comm: r.Comm, Path: r.Path, Exe: r.Exe, Truncated: r.Truncated, ExeTruncated: r.ExeTruncated,
+			Source: enforcer.AlertEBPF},
+		exeUnknown: r.ExeTruncated, socket: r.Socket, cap: r.Cap,
+	}
+	d.report = report{key: keyOf(r.Op, r.PID, r.Path, true, r.Cap, r.Socket), source: enforcer.AlertEBPF, at: r.Time}
+	return d
+}
+
+func keyOf(op match.Op, pid uint32, path string, denied bool, c policy.Capability, s policy.Socket) linkKey {
+	k := linkKey{op: op, pid: pid, object: path, denied: denied}
+	switch op {
+	case match.OpCapable:
+		k.res0 = uint32(c)
+	case match.OpSocketCreate:
+		k.res0, k.res1 = uint32(s.Family), uint32(s.Type)<<16|uint32(s.Protocol)
+	}
+	return k
+}
+
+// decide attributes one decision to a rule and sends its alert. With both
+// paths on, the second report of a decision is sent linked to the first
+// and counted once.
+func (e *Enforcer) decide(d decision, events chan<- enforcer.Event) {
 	t := e.tally.Load()
 	if t == nil {
 		return
 	}
+	now := time.Now()
+	both := e.source == enforcer.AlertBoth
+	if both {
+		if first := e.links.twin(d.report, now); first != nil {
+			e.linked.Add(1)
+			if !first.attributed {
+				return // the first was counted as unattributed
+			}
+			out := first.event
+			out.Time, out.Source, out.Linked = d.ev.Time, d.source, true
+			if out.Exe == "" {
+				out.Exe = d.ev.Exe
+			}
+			e.send(out, events)
+			return
+		}
+	}
+	in := e.links.add(d.report, now, both)
 	e.decisions.Add(1)
-	// The subject: the process's program, read now (it made the call
-	// that was decided, and is still there unless it has exited since).
-	exe, err := os.Readlink("/proc/" + strconv.FormatUint(uint64(a.PID), 10) + "/exe")
-	d := t.Decide(a.Op, match.Subject{Exe: exe, UID: a.FSUID, ExeUnknown: err != nil},
-		match.Object{Path: a.Path, OwnerUID: a.OUID, Socket: a.Socket, Capability: a.Cap})
-	if !d.Verdict.Alerted() || d.Verdict.Denied() != a.Denied {
+	v := t.Decide(d.ev.Op, match.Subject{Exe: d.ev.Exe, UID: d.ev.UID, ExeUnknown: d.exeUnknown},
+		match.Object{Path: d.ev.Path, OwnerUID: d.ev.OwnerUID, Socket: d.socket, Capability: d.cap, PathTooLong: d.ev.Truncated})
+	if !v.Verdict.Alerted() || v.Verdict.Denied() != d.key.denied {
 		// AppArmor decided what no rule explains the same way: counted,
 		// not guessed at.
 		e.unattributed.Add(1)
 		return
 	}
-	if int(d.RuleID) < len(t.counts) {
-		if a.Denied {
-			t.counts[d.RuleID].denied.Add(1)
+	if int(v.RuleID) < len(t.counts) {
+		if d.key.denied {
+			t.counts[v.RuleID].denied.Add(1)
 			e.denied.Add(1)
 		} else {
-			t.counts[d.RuleID].audited.Add(1)
+			t.counts[v.RuleID].audited.Add(1)
 			e.audited.Add(1)
 		}
 	}
-	out := enforcer.Event{
-		Time:     rec.Time,
-		Version:  t.Set().Version(),
-		RuleID:   d.RuleID,
-		Verdict:  d.Verdict,
-		Op:       a.Op,
-		PID:      a.PID,
-		TID:      a.PID,
-		UID:      a.FSUID,
-		OwnerUID: a.OUID,
-		Comm:     a.Comm,
-		Path:     a.Path,
-		Exe:      exe,
-		Res0:     uint32(a.Cap),
+	out := d.ev
+	out.Version, out.RuleID, out.Verdict, out.Incident = t.Set().Version(), v.RuleID, v.Verdict, in.id
+	out.Res0 = uint32(d.cap)
+	if d.ev.Op == match.OpSocketCreate {
+		out.Res0, out.Res1 = uint32(d.socket.Family), uint32(d.socket.Type)<<16|uint32(d.socket.Protocol)
 	}
-	if a.Op == match.OpSocketCreate {
-		out.Res0, out.Res1 = uint32(a.Socket.Family), uint32(a.Socket.Type)<<16|uint32(a.Socket.Protocol)
-	}
+	in.attributed, in.event = true, out
+	e.send(out, events)
+}
+
+// send hands an alert on without blocking; what does not fit is counted.
+func (e *Enforcer) send(ev enforcer.Event, events chan<- enforcer.Event) {
 	select {
-	case events <- out:
+	case events <- ev:
 	default:
 		e.undelivered.Add(1)
 	}
@@ -218,34 +354,55 @@ func (e *Enforcer) RuleStats() (uint64, []enforcer.RuleCounts) {
 	return t.Set().Version(), out
 }
 
-// Stats implements enforcer.Enforcer: the audit path's losses are the
-// alerts'. Records dropped where the socket overflowed (ENOBUFS) show up
-// as gaps in the serial numbers; records the kernel could not queue at all
-// (backlog full, rate limit) never got one, and are in its lost counter,
-// which counts every audit record of the host, not only ours.
+// Stats implements enforcer.Enforcer. The audit path's losses: records
+// dropped where the socket overflowed (ENOBUFS) show up as gaps in the
+// serial numbers; records the kernel could not queue at all (backlog full,
+// rate limit) never got one, and are in its lost counter, which counts
+// every audit record of the host, not only ours. The eBPF path's: a full
+// ring buffer, and what its reader could not hand on.
 func (e *Enforcer) Stats() enforcer.Stats {
-	a := e.audit.Stats()
-	lost := a.Gaps
-	if st, err := e.audit.Status(); err == nil && st.Lost >= e.lost0 {
-		lost += uint64(st.Lost - e.lost0)
-	}
-	return enforcer.Stats{
+	s := enforcer.Stats{
 		Decisions:    e.decisions.Load(),
 		Denied:       e.denied.Load(),
 		Audited:      e.audited.Load(),
-		AlertsLost:   lost,
-		Undelivered:  e.undelivered.Load() + a.Undelivered,
-		Malformed:    a.Malformed,
+		Undelivered:  e.undelivered.Load(),
 		Unattributed: e.unattributed.Load(),
+		Linked:       e.linked.Load(),
+		Paths:        make(map[enforcer.AlertSource]enforcer.PathStats),
 	}
+	if e.audit != nil {
+		a := e.audit.Stats()
+		lost := a.Gaps + a.Undelivered
+		if st, err := e.audit.Status(); err == nil && st.Lost >= e.lost0 {
+			lost += uint64(st.Lost - e.lost0)
+		}
+		s.Paths[enforcer.AlertAudit] = enforcer.PathStats{Delivered: e.fromAudit.Load(), Lost: lost}
+		s.Malformed += a.Malformed
+	}
+	if e.watcher != nil {
+		w := e.watcher.Stats()
+		s.Paths[enforcer.AlertEBPF] = enforcer.PathStats{Delivered: e.fromEBPF.Load(), Lost: w.RingFull + w.Undelivered}
+		s.Malformed += w.Malformed
+		s.ScratchBusy = w.Busy
+	}
+	for _, p := range s.Paths {
+		s.AlertsLost += p.Lost
+	}
+	return s
 }
 
-// Close leaves the audit log and, unless pinned, removes the profiles:
+// Close closes the alert paths and, unless pinned, removes the profiles:
 // nothing stays enforced after a deliberate stop, as with BPF-LSM.
 func (e *Enforcer) Close() error {
-	var err error
+	var errs []error
 	if !e.keep {
-		err = e.loader.RemoveAll()
+		errs = append(errs, e.loader.RemoveAll())
 	}
-	return errors.Join(err, e.audit.Close())
+	if e.audit != nil {
+		errs = append(errs, e.audit.Close())
+	}
+	if e.watcher != nil {
+		errs = append(errs, e.watcher.Close())
+	}
+	return errors.Join(errs...)
 }

@@ -322,8 +322,15 @@ type Alert struct {
 	MaxAlertsPerSec        int32                  `protobuf:"varint,34,opt,name=MaxAlertsPerSec,proto3" json:"MaxAlertsPerSec,omitempty"`
 	DroppingAlertsInterval int32                  `protobuf:"varint,35,opt,name=DroppingAlertsInterval,proto3" json:"DroppingAlertsInterval,omitempty"`
 	ExecEvent              *ExecEvent             `protobuf:"bytes,36,opt,name=ExecEvent,proto3" json:"ExecEvent,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// kubearmor-host's own, numbered apart from KubeArmor's: which alert path
+	// reported the decision (AppArmor: ebpf or audit), the incident it
+	// belongs to, and whether another alert already reported it (alertSource
+	// both: the second of the two paths' alerts).
+	AlertSource   string `protobuf:"bytes,100,opt,name=AlertSource,proto3" json:"AlertSource,omitempty"`
+	IncidentID    uint64 `protobuf:"varint,101,opt,name=IncidentID,proto3" json:"IncidentID,omitempty"`
+	Linked        bool   `protobuf:"varint,102,opt,name=Linked,proto3" json:"Linked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Alert) Reset() {
@@ -606,6 +613,27 @@ func (x *Alert) GetExecEvent() *ExecEvent {
 		return x.ExecEvent
 	}
 	return nil
+}
+
+func (x *Alert) GetAlertSource() string {
+	if x != nil {
+		return x.AlertSource
+	}
+	return ""
+}
+
+func (x *Alert) GetIncidentID() uint64 {
+	if x != nil {
+		return x.IncidentID
+	}
+	return 0
+}
+
+func (x *Alert) GetLinked() bool {
+	if x != nil {
+		return x.Linked
+	}
+	return false
 }
 
 // A visibility log (Type HostLog).
@@ -973,7 +1001,7 @@ const file_feeder_proto_rawDesc = "" +
 	"\tNamespace\x18\x03 \x01(\tR\tNamespace\"K\n" +
 	"\tExecEvent\x12\x16\n" +
 	"\x06ExecID\x18\x01 \x01(\tR\x06ExecID\x12&\n" +
-	"\x0eExecutableName\x18\x02 \x01(\tR\x0eExecutableName\"\xb0\b\n" +
+	"\x0eExecutableName\x18\x02 \x01(\tR\x0eExecutableName\"\x8a\t\n" +
 	"\x05Alert\x12\x1c\n" +
 	"\tTimestamp\x18\x01 \x01(\x03R\tTimestamp\x12 \n" +
 	"\vUpdatedTime\x18\x02 \x01(\tR\vUpdatedTime\x12 \n" +
@@ -1013,7 +1041,12 @@ const file_feeder_proto_rawDesc = "" +
 	"\x03TTY\x18! \x01(\tR\x03TTY\x12(\n" +
 	"\x0fMaxAlertsPerSec\x18\" \x01(\x05R\x0fMaxAlertsPerSec\x126\n" +
 	"\x16DroppingAlertsInterval\x18# \x01(\x05R\x16DroppingAlertsInterval\x12/\n" +
-	"\tExecEvent\x18$ \x01(\v2\x11.feeder.ExecEventR\tExecEvent\"\x98\x06\n" +
+	"\tExecEvent\x18$ \x01(\v2\x11.feeder.ExecEventR\tExecEvent\x12 \n" +
+	"\vAlertSource\x18d \x01(\tR\vAlertSource\x12\x1e\n" +
+	"\n" +
+	"IncidentID\x18e \x01(\x04R\n" +
+	"IncidentID\x12\x16\n" +
+	"\x06Linked\x18f \x01(\bR\x06Linked\"\x98\x06\n" +
 	"\x03Log\x12\x1c\n" +
 	"\tTimestamp\x18\x01 \x01(\x03R\tTimestamp\x12 \n" +
 	"\vUpdatedTime\x18\x02 \x01(\tR\vUpdatedTime\x12 \n" +
