@@ -82,10 +82,24 @@ struct alert_buf {
 	__u8 data[2 * KA_PATH_MAX];
 };
 
+/* 8 MiB: some 40,000 alerts with their paths. A flood outruns the reader
+ * for as long as the ring lasts before any is lost (counted); 1 MiB lost
+ * 8 % of a 10,000/s flood in the guests (docs/benchmarks.md). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 1 << 23);
 } alerts SEC(".maps");
+
+/* The reader is woken once this much is queued, and polls otherwise (every
+ * 10 ms): under a flood a wakeup drains thousands of alerts instead of
+ * one, and a lone alert waits at most the poll interval. */
+#define KA_ALERT_WAKEUP_BYTES (64 << 10)
+
+static __always_inline __u64 alert_wakeup(void)
+{
+	return bpf_ringbuf_query(&alerts, BPF_RB_AVAIL_DATA) >= KA_ALERT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+										     : BPF_RB_NO_WAKEUP;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -173,7 +187,7 @@ static __always_inline void emit(const struct decision *d, const struct op_info 
 	e->hdr.flags = flags;
 	e->hdr.path_len = plen;
 	e->hdr.exe_len = elen;
-	if (bpf_ringbuf_output(&alerts, e, sizeof(e->hdr) + plen + elen, 0))
+	if (bpf_ringbuf_output(&alerts, e, sizeof(e->hdr) + plen + elen, alert_wakeup()))
 		count(KA_CNT_ALERT_LOST);
 }
 
@@ -190,7 +204,7 @@ static __always_inline void emit_bare(const struct decision *d, const struct op_
 	}
 	fill_header(a, d, o);
 	a->flags |= KA_EV_SCRATCH_BUSY;
-	bpf_ringbuf_submit(a, 0);
+	bpf_ringbuf_submit(a, alert_wakeup());
 }
 
 /* decide_busy decides without scratch space, as for an unresolvable path

@@ -30,8 +30,8 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/api/feeder"
 	"github.com/kubearmor/kubearmor-host/daemon/api/hostpb"
 	"github.com/kubearmor/kubearmor-host/daemon/record"
-	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/daemon/usernames"
+	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
 )

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/internal/percpu"
+	"github.com/kubearmor/kubearmor-host/internal/ringread"
 )
 
 // Options configure a Monitor.
@@ -139,27 +139,15 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 		case <-done:
 		}
 	}()
-	var rec ringbuf.Record
 	var clock enforcer.BootClock
 	// The programs wake the reader only once the ring fills a little (see
 	// KA_VIS_WAKEUP_BYTES): it polls too, so a lone event waits at most
 	// pollInterval.
-	rd.SetDeadline(time.Now().Add(pollInterval))
-	for {
-		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				rd.SetDeadline(time.Now().Add(pollInterval))
-				continue
-			}
-			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) {
-				return nil
-			}
-			return fmt.Errorf("read telemetry ring buffer: %w", err)
-		}
-		ev, err := decode(rec.RawSample, &clock)
+	err = ringread.Each(rd, pollInterval, func(raw []byte) {
+		ev, err := decode(raw, &clock)
 		if err != nil {
 			m.malformed.Add(1)
-			continue
+			return
 		}
 		select {
 		case out <- ev:
@@ -167,7 +155,11 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 		default:
 			m.queueFull.Add(1)
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
 	}
+	return nil
 }
 
 // pollInterval is the longest an event waits in the ring buffer for the

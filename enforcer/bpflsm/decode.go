@@ -1,7 +1,6 @@
 package bpflsm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 	"unsafe"
@@ -21,9 +20,9 @@ func decodeAlert(raw []byte, boot func(ns uint64) time.Time) (enforcer.Event, er
 	if len(raw) < alertHeaderSize {
 		return enforcer.Event{}, fmt.Errorf("alert record of %d bytes is shorter than its %d-byte header", len(raw), alertHeaderSize)
 	}
-	if _, err := binary.Decode(raw[:alertHeaderSize], binary.LittleEndian, &h); err != nil {
-		return enforcer.Event{}, fmt.Errorf("decode alert header: %w", err)
-	}
+	// Copied as it lies: the kernel wrote it in this machine's byte order
+	// and the C layout bpf2go's struct mirrors (as the monitor's decode).
+	h = *(*lsmAlert)(unsafe.Pointer(unsafe.SliceData(raw)))
 	data := raw[alertHeaderSize:]
 	if int(h.PathLen)+int(h.ExeLen) > len(data) {
 		return enforcer.Event{}, fmt.Errorf("alert record claims %d+%d path bytes, has %d", h.PathLen, h.ExeLen, len(data))

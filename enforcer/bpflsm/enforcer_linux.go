@@ -7,15 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/internal/ringread"
 	"github.com/kubearmor/kubearmor-host/policy"
 )
 
@@ -25,7 +26,7 @@ const Name = "BPFLSM"
 // Options tune Load.
 type Options struct {
 	// AlertRingSize is the size of the alert ring buffer in bytes: a power
-	// of two and a multiple of the page size. 0 means 1 MiB.
+	// of two and a multiple of the page size. 0 means 8 MiB.
 	AlertRingSize uint32
 	Logger        *slog.Logger
 	// PinDir, if set, is where programs are pinned so they keep enforcing
@@ -248,6 +249,10 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	return nil
 }
 
+// alertPoll is the longest an alert waits in the ring buffer while it
+// holds less than the wakeup threshold.
+const alertPoll = 10 * time.Millisecond
+
 // Run implements enforcer.Enforcer: it reads the alert ring buffer.
 func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error {
 	rd, err := ringbuf.NewReader(e.objs.Alerts)
@@ -257,26 +262,22 @@ func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error 
 	stop := context.AfterFunc(ctx, func() { rd.Close() })
 	defer stop()
 	defer rd.Close()
-	var rec ringbuf.Record
-	for {
-		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("read alert ring buffer: %w", err)
-		}
-		ev, err := decodeAlert(rec.RawSample, enforcer.BootTime)
+	var clock enforcer.BootClock
+	// The programs wake the reader only once the ring fills a little
+	// (KA_ALERT_WAKEUP_BYTES): it polls too.
+	return ringread.Each(rd, alertPoll, func(raw []byte) {
+		ev, err := decodeAlert(raw, clock.Time)
 		if err != nil {
 			e.malformed.Add(1)
 			e.log.Warn("malformed alert record", "error", err)
-			continue
+			return
 		}
 		select {
 		case events <- ev:
 		default:
 			e.undelivered.Add(1)
 		}
-	}
+	})
 }
 
 // Stats implements enforcer.Enforcer.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/internal/percpu"
+	"github.com/kubearmor/kubearmor-host/internal/ringread"
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
 )
@@ -105,24 +105,12 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Denial) error {
 	defer rd.Close()
 	stop := context.AfterFunc(ctx, func() { rd.Close() })
 	defer stop()
-	var rec ringbuf.Record
 	var clock enforcer.BootClock
-	rd.SetDeadline(time.Now().Add(pollInterval))
-	for {
-		if err := rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				rd.SetDeadline(time.Now().Add(pollInterval))
-				continue
-			}
-			if errors.Is(err, os.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("read denial ring buffer: %w", err)
-		}
-		d, err := decode(rec.RawSample, &clock)
+	return ringread.Each(rd, pollInterval, func(raw []byte) {
+		d, err := decode(raw, &clock)
 		if err != nil {
 			w.malformed.Add(1)
-			continue
+			return
 		}
 		select {
 		case out <- d:
@@ -130,7 +118,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- Denial) error {
 		default:
 			w.undelivered.Add(1)
 		}
-	}
+	})
 }
 
 var headerSize = int(unsafe.Sizeof(denialsDenial{}))

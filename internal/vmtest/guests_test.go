@@ -9,6 +9,7 @@ var guestPackages = []string{
 	"./enforcer/detect",
 	"./enforcer/bpflsm",
 	"./enforcer/apparmor",
+	"./enforcer/alertloss",
 	"./cmd/kubearmor",
 }
 
