@@ -3,8 +3,9 @@
 // report the decisions it makes. The implementations live in sub-packages:
 // bpflsm (the kernel decides in LSM hooks) and observe (no LSM: exec events
 // from tracepoints are checked by the reference matcher and only audited);
-// apparmor (AppArmor profiles, decisions read from the audit log) is the
-// fallback. Package detect chooses between them.
+// apparmor (AppArmor profiles; its decisions seen by package denials at the
+// LSM entry points, or read from the audit log) is the fallback. Package
+// detect chooses between them.
 package enforcer
 
 import (

@@ -302,7 +302,8 @@ func (e *Enforcer) decide(d decision, events chan<- enforcer.Event) {
 			return
 		}
 	}
-	in := e.links.add(d.report, now, both)
+	// Only a refusal has a twin: the eBPF path does not see audited allows.
+	in := e.links.add(d.report, now, both && d.key.denied)
 	e.decisions.Add(1)
 	v := t.Decide(d.ev.Op, match.Subject{Exe: d.ev.Exe, UID: d.ev.UID, ExeUnknown: d.exeUnknown},
 		match.Object{Path: d.ev.Path, OwnerUID: d.ev.OwnerUID, Socket: d.socket, Capability: d.cap, PathTooLong: d.ev.Truncated})
