@@ -226,6 +226,7 @@ func (d *daemon) run(ctx context.Context) error {
 			d.log.Error("programs not pinned: enforcement will not outlive the daemon", "error", err)
 		}
 	}
+	retireOthers(d.choice.Enforcer, d.opts.Config.BPFPinPath, d.log)
 
 	if d.monitor != nil {
 		telemetry := make(chan monitor.Event, telemetryQueue)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 
 	"github.com/kubearmor/kubearmor-host/daemon/config"
 	"github.com/kubearmor/kubearmor-host/enforcer"
@@ -46,4 +47,38 @@ func CleanupAppArmor() ([]string, error) {
 		return nil, nil // no AppArmor (or no securityfs): nothing of ours
 	}
 	return removed, err
+}
+
+// retireOthers removes what a previous daemon's other enforcer left in the
+// kernel (BPF-LSM's pinned programs, or AppArmor's profiles), once this
+// daemon's enforcer has its first set in force: after a switch of enforcer
+// both would decide, the stale one with a set no reload updates any more.
+// Observe-only removes nothing: what was left is the only enforcement
+// there is, and it stays, said loudly.
+func retireOthers(chosen detect.Enforcer, pinPath string, log *slog.Logger) {
+	switch chosen {
+	case detect.BPFLSM:
+		removed, err := CleanupAppArmor()
+		for _, p := range removed {
+			log.Info("removed the AppArmor profile a previous daemon left: BPF-LSM enforces now", "profile", p)
+		}
+		if err != nil {
+			log.Error("AppArmor profiles a previous daemon left still enforce its last set", "error", err)
+		}
+	case detect.AppArmor:
+		removed, err := Cleanup(pinPath)
+		if len(removed) > 0 {
+			log.Info("removed the BPF-LSM programs a previous daemon pinned: AppArmor enforces now", "pins", pinPath)
+		}
+		if err != nil {
+			log.Error("BPF-LSM programs a previous daemon pinned still enforce its last set", "pins", pinPath, "error", err)
+		}
+	case detect.None:
+		if entries, _ := os.ReadDir(pinPath); len(entries) > 0 {
+			log.Warn("a previous daemon's pinned BPF-LSM programs keep enforcing its last set; observe-only cannot replace them (kubearmor --cleanup removes them)", "pins", pinPath)
+		}
+		if profiles, _ := apparmor.Loaded(); len(profiles) > 0 {
+			log.Warn("a previous daemon's AppArmor profiles keep enforcing its last set; observe-only cannot replace them (kubearmor --cleanup removes them)", "profiles", profiles)
+		}
+	}
 }

@@ -905,3 +905,130 @@ func TestAppArmorEnforcer(t *testing.T) {
 		})
 	}
 }
+
+// TestAppArmorSurvivesKill: AppArmor attaches a profile at exec only, so a
+// daemon that dies must leave its profiles loaded (else every program
+// started under them would run unconfined from then on). After SIGKILL the
+// blocked file stays blocked with no daemon; the next daemon adopts the
+// profiles and a changed policy replaces them; a dropped fromSource entry's
+// profile is retired, not removed; and `kubearmor --cleanup` after a crash
+// removes every profile of ours. Then a switch of enforcer each way: the
+// new daemon's enforcer retires what the other left (profiles, or pinned
+// programs) once its own set is in force.
+func TestAppArmorSurvivesKill(t *testing.T) {
+	testutils.RequireGuest(t)
+	dir, work := t.TempDir(), t.TempDir()
+	secret := filepath.Join(work, "secret")
+	if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pins := fmt.Sprintf("/sys/fs/bpf/kubearmor-aa-%d", os.Getpid())
+	args := []string{"--enforcer=apparmor", "--bpfPinPath=" + pins}
+	cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
+	ours := func() []string {
+		b, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if name, _, ok := strings.Cut(l, " ("); ok && strings.HasPrefix(name, "kubearmor-") {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
+		"  file:\n    matchPaths:\n    - path: "+secret+"\n"+
+			"  process:\n    matchPaths:\n    - path: /bin/sleep\n      fromSource:\n      - path: /bin/busybox\n  action: Block\n"))
+	first := startDaemon(t, dir, args...)
+	first.waitNotify(t, "READY=1")
+	if err := cat(); err == nil {
+		t.Fatal("under the first daemon a new shell read the blocked file")
+	}
+	before := ours()
+	if len(before) < 3 { // host, parser, one source
+		t.Fatalf("profiles loaded: %v, want the host's, the parser's and a source's", before)
+	}
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	first.cmd.Wait()
+	if err := cat(); err == nil {
+		t.Fatal("with no daemon the blocked file opened: the profiles went with the daemon")
+	}
+	if now := ours(); !slices.Equal(now, before) {
+		t.Errorf("profiles after SIGKILL %v, want %v", now, before)
+	}
+
+	// The next daemon adopts them; a policy without the fromSource rule
+	// leaves its profile retired (a program attached to it keeps running
+	// under the host's rules), not removed.
+	second := startDaemon(t, dir, args...)
+	second.waitNotify(t, "READY=1")
+	writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
+		"  file:\n    matchPaths:\n    - path: "+secret+"\n  action: Block\n"))
+	second.waitLog(t, "policy set applied", "rules=1")
+	if err := cat(); err == nil {
+		t.Error("under the second daemon a new shell read the blocked file")
+	}
+	if now := ours(); !slices.Equal(now, before) {
+		t.Errorf("profiles under the second daemon %v, want %v (the source's retired, still loaded)", now, before)
+	}
+	if err := second.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	second.cmd.Wait()
+
+	out, err := exec.Command(binary, "--config=", "--bpfPinPath="+pins, "--cleanup").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubearmor --cleanup: %v\n%s", err, out)
+	}
+	for _, name := range before {
+		if !strings.Contains(string(out), "removed AppArmor profile "+name+"\n") {
+			t.Errorf("kubearmor --cleanup did not say it removed %s:\n%s", name, out)
+		}
+	}
+	if now := ours(); len(now) != 0 {
+		t.Errorf("profiles after --cleanup: %v", now)
+	}
+	if err := cat(); err != nil {
+		t.Errorf("after --cleanup the file: %v", err)
+	}
+
+	// A switch of enforcer: the next daemon's enforcer retires what the
+	// other one left, once its own set is in force, and the file stays
+	// blocked throughout.
+	third := startDaemon(t, dir, args...)
+	third.waitNotify(t, "READY=1")
+	third.cmd.Process.Kill()
+	third.cmd.Wait()
+	lsm := startDaemon(t, dir, "--enforcer=bpflsm", "--bpfPinPath="+pins)
+	lsm.waitLog(t, "removed the AppArmor profile a previous daemon left")
+	lsm.waitNotify(t, "READY=1")
+	if now := ours(); len(now) != 0 {
+		t.Errorf("profiles under the BPF-LSM daemon: %v", now)
+	}
+	if err := cat(); err == nil {
+		t.Error("under the BPF-LSM daemon a new shell read the blocked file")
+	}
+	lsm.cmd.Process.Kill()
+	lsm.cmd.Wait()
+	if _, err := os.Stat(pins); err != nil {
+		t.Fatalf("the BPF-LSM daemon's pins after SIGKILL: %v", err)
+	}
+	back := startDaemon(t, dir, args...)
+	back.waitLog(t, "removed the BPF-LSM programs a previous daemon pinned")
+	back.waitNotify(t, "READY=1")
+	if _, err := os.Stat(pins); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pins under the AppArmor daemon: %v, want them removed", err)
+	}
+	if err := cat(); err == nil {
+		t.Error("back under AppArmor a new shell read the blocked file")
+	}
+	back.stop(t)
+	if now := ours(); len(now) != 0 {
+		t.Errorf("profiles after a deliberate stop: %v", now)
+	}
+}

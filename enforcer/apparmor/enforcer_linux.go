@@ -21,6 +21,9 @@ import (
 // Name is the Enforcer value of this enforcer's alerts.
 const Name = "AppArmor"
 
+// pathQueue is how many reports each alert path can queue for attribution.
+const pathQueue = 1 << 15
+
 // avcWait is how long an event's records are waited for (see Load).
 const avcWait = 300 * time.Millisecond
 
@@ -201,14 +204,17 @@ func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 2)
+	// Deep queues between the paths' readers and attribution (the
+	// matcher per report), which a flood outruns before the rings do; what
+	// does not fit is counted by the reader that dropped it.
 	var records chan reader.Event
 	var refusals chan denials.Denial
 	if e.audit != nil {
-		records = make(chan reader.Event, 4096)
+		records = make(chan reader.Event, pathQueue)
 		go func() { done <- e.audit.Run(ctx, records) }()
 	}
 	if e.watcher != nil {
-		refusals = make(chan denials.Denial, 4096)
+		refusals = make(chan denials.Denial, pathQueue)
 		go func() { done <- e.watcher.Run(ctx, refusals) }()
 	}
 	for {
