@@ -16,6 +16,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/upper" "$tmp/work" "$tmp/units"
 cp "$unit" "$tmp/units/kubearmor.service"
+# With the AppArmor hosts' drop-in, as such a host runs it.
+mkdir "$tmp/units/kubearmor.service.d"
+cp "$(dirname "$unit")/apparmor.conf" "$tmp/units/kubearmor.service.d/"
 cat >"$tmp/units/boot-check.target" <<'UNIT'
 [Unit]
 Description=kubearmor.service enabled, in the boot transaction

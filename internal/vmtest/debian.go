@@ -26,13 +26,14 @@ type DebianRoot struct {
 
 // DefaultDebianRoot is a Debian 12 server as small as a real one gets:
 // minbase, systemd as init, udev (device units; without it every unit
-// that needs a device, such as the serial getty, waits 90 s for it) and
-// dbus (what systemctl and systemd-analyze talk to on a real host).
+// that needs a device, such as the serial getty, waits 90 s for it), dbus
+// (what systemctl and systemd-analyze talk to on a real host) and apparmor
+// (Debian's default LSM: its parser, and its own profiles loaded at boot).
 func DefaultDebianRoot() DebianRoot {
 	return DebianRoot{
 		Suite:   "bookworm",
 		Mirror:  "http://deb.debian.org/debian",
-		Include: []string{"systemd-sysv", "udev", "dbus"},
+		Include: []string{"systemd-sysv", "udev", "dbus", "apparmor"},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -233,6 +234,85 @@ func TestInstalledSystem(t *testing.T) {
 		}
 	})
 
+	step("apparmor", func(t *testing.T) {
+		// An administrator on an AppArmor host: the enforcer set in the
+		// config, and the drop-in the package ships installed as it says.
+		if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.TrimSpace(string(b)) != "Y" {
+			t.Fatal("AppArmor is not enabled in the guest")
+		}
+		const cfg, dropIn = "/etc/kubearmor/kubearmor.yaml", "/etc/systemd/system/kubearmor.service.d/apparmor.conf"
+		orig, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testutils.CopyFile(t, "/usr/share/doc/kubearmor/examples/apparmor.conf", dropIn, 0o644)
+		if err := os.WriteFile(cfg, append(slices.Clone(orig), "\nenforcer: apparmor\n"...), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		runIn(t, "/", "systemctl", "daemon-reload")
+		runIn(t, "/", "systemctl", "restart", "kubearmor")
+		waitFor(t, "the service to be active", 60*time.Second, func() error {
+			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running"})
+		})
+		if status := props(t)["StatusText"]; !strings.HasPrefix(status, "enforcing ") || !strings.Contains(status, "AppArmor") {
+			t.Fatalf("StatusText = %q, want the daemon enforcing with AppArmor\n%s", status, unitLog())
+		}
+		want := capMask(t, append(systemd.Capabilities(), systemd.AppArmorCapabilities()...))
+		if got := procStatus(t, mainPID(t))["CapBnd"]; got != want {
+			t.Errorf("CapBnd = %s, want %s: the unit's and the drop-in's", got, want)
+		}
+		// The BPF-LSM daemon's pins were kept for the restart, then
+		// retired by the AppArmor daemon once its set was in force.
+		if _, err := os.Stat(pinDir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s under AppArmor: %v, want it gone", pinDir, err)
+		}
+		if p := ourProfiles(t); !slices.Contains(p, "kubearmor-host") {
+			t.Errorf("AppArmor profiles %v, want kubearmor-host", p)
+		}
+		// AppArmor confines programs started from now on: a new shell, and
+		// what it runs.
+		if err := exec.Command("sh", "-c", "/usr/bin/nl /dev/null").Run(); err == nil {
+			t.Error("under AppArmor a new shell ran nl")
+		}
+		waitFor(t, "the AppArmor alert in the journal", 15*time.Second, func() error {
+			e, err := journalEntry("KUBEARMOR_POLICYNAME=block-nl", "KUBEARMOR_ENFORCER=AppArmor")
+			if err != nil {
+				return err
+			}
+			return wantFields(e, map[string]string{"_SYSTEMD_UNIT": "kubearmor.service", "KUBEARMOR_ALERTSOURCE": "ebpf",
+				"KUBEARMOR_RESOURCE": "/usr/bin/nl", "KUBEARMOR_ACTION": "Block", "KUBEARMOR_RESULT": "Permission denied"})
+		})
+
+		// And back, as the drop-in says: stopped first, so that the
+		// cleanup removes the profiles with the drop-in's rights (the
+		// unit alone cannot write securityfs); then BPF-LSM again.
+		runIn(t, "/", "systemctl", "stop", "kubearmor")
+		if p := ourProfiles(t); len(p) != 0 {
+			t.Errorf("AppArmor profiles after a deliberate stop: %v, want none", p)
+		}
+		os.Remove(dropIn)
+		if err := os.WriteFile(cfg, orig, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		runIn(t, "/", "systemctl", "daemon-reload")
+		runIn(t, "/", "systemctl", "start", "kubearmor")
+		waitFor(t, "the service to be active", 60*time.Second, func() error {
+			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running"})
+		})
+		if status := props(t)["StatusText"]; !strings.Contains(status, "bpf is in the LSM list") {
+			t.Errorf("StatusText = %q, want BPF-LSM again", status)
+		}
+		if p := ourProfiles(t); len(p) != 0 {
+			t.Errorf("AppArmor profiles under BPF-LSM: %v, want none", p)
+		}
+		if err := wantDenied("/usr/bin/nl"); err != nil {
+			t.Error(err)
+		}
+	})
+
 	step("remove", func(t *testing.T) {
 		runIn(t, "/", "apt-get", "remove", "-y", "kubearmor")
 		if _, err := os.Stat("/usr/bin/kubearmor"); err == nil {
@@ -290,6 +370,21 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() error
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// ourProfiles lists the AppArmor profiles the daemon loaded.
+func ourProfiles(t *testing.T) []string {
+	b, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if name, _, ok := strings.Cut(l, " ("); ok && strings.HasPrefix(name, "kubearmor-") {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // unitLog is the end of the service's journal, for failures.
@@ -401,7 +496,7 @@ func procStatus(t *testing.T, pid int) map[string]string {
 // capMask is /proc/<pid>/status's hex mask of the named capabilities.
 func capMask(t *testing.T, names []string) string {
 	t.Helper()
-	bits := map[string]uint{"sys_ptrace": 19, "perfmon": 38, "bpf": 39}
+	bits := map[string]uint{"sys_ptrace": 19, "mac_admin": 33, "audit_read": 37, "perfmon": 38, "bpf": 39}
 	var mask uint64
 	for _, n := range names {
 		b, ok := bits[n]
