@@ -213,9 +213,17 @@ int BPF_PROG(ka_deny_socket, int family, int type, int protocol, int kern, int r
 SEC("fexit/security_capable")
 int BPF_PROG(ka_deny_capable, const struct cred *cred, void *ns, int cap, unsigned int opts, int ret)
 {
+	__u64 eff = 0;
+
 	/* A no-audit check asks whether, not tries: its refusal is no
 	 * violation (AppArmor does not log one either). */
-	if (!ret || (opts & CAP_OPT_NOAUDIT) || ignored())
+	if (!ret || (opts & CAP_OPT_NOAUDIT) || ignored() || cap < 0 || cap > 63)
+		return 0;
+	/* The capability module, first in the list, refuses what the
+	 * credentials lack (an unprivileged chown): that is no policy's
+	 * refusal. Only one the credentials allowed is an LSM's. */
+	bpf_core_read(&eff, sizeof(eff), &cred->cap_effective);
+	if (!(eff & (1ULL << cap)))
 		return 0;
 	report(KA_OP_CAPABLE, ret, NULL, cap, 0);
 	return 0;

@@ -221,12 +221,18 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Only now may this daemon's programs replace what a previous one left
 	// pinned: both enforced until here, so there was no gap.
+	pinned := true
 	if p, ok := d.enf.(Pinner); ok {
 		if err := p.Pin(); err != nil {
 			d.log.Error("programs not pinned: enforcement will not outlive the daemon", "error", err)
+			pinned = false
 		}
 	}
-	retireOthers(d.choice.Enforcer, d.opts.Config.BPFPinPath, d.log)
+	// What another enforcer left goes only once this one's outlives the
+	// daemon too.
+	if pinned {
+		retireOthers(d.choice.Enforcer, d.opts.Config.BPFPinPath, d.log)
+	}
 
 	if d.monitor != nil {
 		telemetry := make(chan monitor.Event, telemetryQueue)

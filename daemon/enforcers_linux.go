@@ -31,7 +31,9 @@ func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enfor
 		if err != nil {
 			return nil, err
 		}
-		log.Info("AppArmor alerts", "alertSource", string(e.Source()))
+		if e.Source() != "" {
+			log.Info("AppArmor alerts", "alertSource", string(e.Source()))
+		}
 		return e, nil
 	case detect.None:
 		return observe.Load(log)
@@ -49,15 +51,17 @@ func CleanupAppArmor() ([]string, error) {
 	return removed, err
 }
 
-// retireOthers removes what a previous daemon's other enforcer left in the
-// kernel (BPF-LSM's pinned programs, or AppArmor's profiles), once this
-// daemon's enforcer has its first set in force: after a switch of enforcer
-// both would decide, the stale one with a set no reload updates any more.
-// Observe-only removes nothing: what was left is the only enforcement
-// there is, and it stays, said loudly.
+// retireOthers deals with what a previous daemon's other enforcer left in
+// the kernel, once this daemon's enforcer has its first set in force and
+// pinned: after a switch both would decide, the stale one with a set no
+// reload updates any more. BPF-LSM decides for every process, so it
+// retires AppArmor's profiles. AppArmor confines only programs started
+// after its profiles load, and observe-only enforces nothing: removing
+// BPF-LSM's pins would leave every running process, or all of them,
+// unenforced, so they stay, said loudly (a deliberate stop of the service
+// before the switch, or kubearmor --cleanup, removes them).
 func retireOthers(chosen detect.Enforcer, pinPath string, log *slog.Logger) {
-	switch chosen {
-	case detect.BPFLSM:
+	if chosen == detect.BPFLSM {
 		removed, err := CleanupAppArmor()
 		for _, p := range removed {
 			log.Info("removed the AppArmor profile a previous daemon left: BPF-LSM enforces now", "profile", p)
@@ -65,18 +69,13 @@ func retireOthers(chosen detect.Enforcer, pinPath string, log *slog.Logger) {
 		if err != nil {
 			log.Error("AppArmor profiles a previous daemon left still enforce its last set", "error", err)
 		}
-	case detect.AppArmor:
-		removed, err := Cleanup(pinPath)
-		if len(removed) > 0 {
-			log.Info("removed the BPF-LSM programs a previous daemon pinned: AppArmor enforces now", "pins", pinPath)
-		}
-		if err != nil {
-			log.Error("BPF-LSM programs a previous daemon pinned still enforce its last set", "pins", pinPath, "error", err)
-		}
-	case detect.None:
-		if entries, _ := os.ReadDir(pinPath); len(entries) > 0 {
-			log.Warn("a previous daemon's pinned BPF-LSM programs keep enforcing its last set; observe-only cannot replace them (kubearmor --cleanup removes them)", "pins", pinPath)
-		}
+		return
+	}
+	if entries, _ := os.ReadDir(pinPath); len(entries) > 0 {
+		log.Warn("a previous daemon's pinned BPF-LSM programs keep enforcing its last set beside this daemon's; they are left so that running processes stay enforced (kubearmor --cleanup removes them)",
+			"pins", pinPath, "enforcer", chosen.String())
+	}
+	if chosen == detect.None {
 		if profiles, _ := apparmor.Loaded(); len(profiles) > 0 {
 			log.Warn("a previous daemon's AppArmor profiles keep enforcing its last set; observe-only cannot replace them (kubearmor --cleanup removes them)", "profiles", profiles)
 		}

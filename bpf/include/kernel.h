@@ -79,9 +79,16 @@ struct mm_struct {
 	struct file *exe_file;
 } __ka_core;
 
+/* The capability sets: a u64 since 6.3, two u32 before; 64 bits either
+ * way, read whole (a composite field relocates whatever its members). */
+typedef struct {
+	__u64 val;
+} kernel_cap_t;
+
 struct cred {
 	kuid_t uid;
 	kuid_t fsuid;
+	kernel_cap_t cap_effective;
 } __ka_core;
 
 struct tty_struct {

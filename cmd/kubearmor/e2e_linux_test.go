@@ -32,6 +32,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/record"
 	"github.com/kubearmor/kubearmor-host/daemon/usernames"
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/apparmor"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
 )
@@ -832,49 +833,60 @@ func TestAppArmorEnforcer(t *testing.T) {
 	for _, source := range []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit, enforcer.AlertBoth} {
 		t.Run(string(source), func(t *testing.T) {
 			dir, work := t.TempDir(), t.TempDir()
-			secret := filepath.Join(work, "secret")
-			if err := os.WriteFile(secret, []byte("x"), 0o644); err != nil {
-				t.Fatal(err)
+			secret, free := filepath.Join(work, "secret"), filepath.Join(work, "free")
+			for _, f := range []string{secret, free} {
+				if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			p := startDaemon(t, dir, "--enforcer=apparmor", "--alertSource="+string(source))
 			p.waitLog(t, "enforcer chosen", "enforcer=AppArmor")
 			p.waitLog(t, "AppArmor alerts", "alertSource="+string(source))
 			p.waitNotify(t, "READY=1")
 			writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
-				"  severity: 7\n  file:\n    matchPaths:\n    - path: "+secret+"\n  action: Block\n"))
-			p.waitLog(t, "policy set applied", "rules=1")
-			// The test process was running before the profiles and stays
-			// unconfined; a shell it starts now is confined.
-			cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
-			denied := time.Now()
-			if err := cat(); err == nil {
-				t.Fatal("a new shell read the blocked file")
-			}
+				"  severity: 7\n  file:\n    matchPaths:\n    - path: "+secret+"\n"+
+					"  capabilities:\n    matchCapabilities:\n    - capability: chown\n  action: Block\n"))
+			p.waitLog(t, "policy set applied", "rules=2")
 			paths := []enforcer.AlertSource{source}
 			if source == enforcer.AlertBoth {
 				paths = []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit}
 			}
-			var got []record.Alert
-			for range paths {
-				a := p.waitAlert(t, "the denied open", func(a record.Alert) bool { return a.Resource == secret })
-				t.Logf("%s alert %v after the denial: incident %d, linked %v", a.AlertSource,
-					time.Since(denied).Round(time.Millisecond), a.IncidentID, a.Linked)
-				if a.PolicyName != "aa-block" || a.Severity != "7" || a.Action != "Block" || a.Result != record.ResultDenied ||
-					a.Enforcer != "AppArmor" || a.Operation != "File" || a.IncidentID == 0 {
-					t.Errorf("alert %+v", a)
+			// The test process was running before the profiles and stays
+			// unconfined; a shell it starts now is confined.
+			cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
+			for _, tr := range []struct {
+				what, script, resource, operation string
+			}{
+				{"open", "cat " + secret + " >/dev/null", secret, "File"},
+				// Root's chown: the capability module allows it, the profile not.
+				{"chown", "chown 65534 " + free, "CAP_CHOWN", "Capabilities"},
+			} {
+				denied := time.Now()
+				if err := exec.Command("/bin/sh", "-c", tr.script).Run(); err == nil {
+					t.Fatalf("a new shell's %s was not refused", tr.what)
 				}
-				got = append(got, a)
-			}
-			for i, a := range got {
-				if (source != enforcer.AlertBoth && a.AlertSource != string(source)) || a.Linked != (i > 0) {
-					t.Errorf("alert %d of %d: source %q, linked %v", i+1, len(got), a.AlertSource, a.Linked)
+				var got []record.Alert
+				for range paths {
+					a := p.waitAlert(t, "the denied "+tr.what, func(a record.Alert) bool { return a.Resource == tr.resource })
+					t.Logf("%s: %s alert %v after the denial: incident %d, linked %v", tr.what, a.AlertSource,
+						time.Since(denied).Round(time.Millisecond), a.IncidentID, a.Linked)
+					if a.PolicyName != "aa-block" || a.Severity != "7" || a.Action != "Block" || a.Result != record.ResultDenied ||
+						a.Enforcer != "AppArmor" || a.Operation != tr.operation || a.IncidentID == 0 {
+						t.Errorf("alert %+v", a)
+					}
+					got = append(got, a)
 				}
-			}
-			if len(got) == 2 {
-				a, b := got[0], got[1]
-				if a.AlertSource == b.AlertSource || a.IncidentID != b.IncidentID || a.PID != b.PID || a.Operation != b.Operation ||
-					a.Timestamp != b.Timestamp && a.Timestamp+1 != b.Timestamp {
-					t.Errorf("the two paths' alerts are not linked:\n%+v\n%+v", a, b)
+				for i, a := range got {
+					if (source != enforcer.AlertBoth && a.AlertSource != string(source)) || a.Linked != (i > 0) {
+						t.Errorf("%s: alert %d of %d: source %q, linked %v", tr.what, i+1, len(got), a.AlertSource, a.Linked)
+					}
+				}
+				if len(got) == 2 {
+					a, b := got[0], got[1]
+					if a.AlertSource == b.AlertSource || a.IncidentID != b.IncidentID || a.PID != b.PID || a.Operation != b.Operation ||
+						a.Timestamp != b.Timestamp && a.Timestamp+1 != b.Timestamp {
+						t.Errorf("%s: the two paths' alerts are not linked:\n%+v\n%+v", tr.what, a, b)
+					}
 				}
 			}
 			// Counted once, whatever the number of paths.
@@ -887,15 +899,15 @@ func TestAppArmorEnforcer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := pr.Counter("enforcer", "denied"); n != 1 {
-				t.Errorf("enforcer denied = %d, want 1", n)
+			if n := pr.Counter("enforcer", "denied"); n != 2 {
+				t.Errorf("enforcer denied = %d, want 2", n)
 			}
-			if n, want := pr.Counter("enforcer", "linked"), uint64(len(paths)-1); n != want {
+			if n, want := pr.Counter("enforcer", "linked"), 2*uint64(len(paths)-1); n != want {
 				t.Errorf("enforcer linked = %d, want %d", n, want)
 			}
 			for _, path := range paths {
-				if n := pr.Counter("alerts_"+string(path), "delivered"); n != 1 {
-					t.Errorf("alerts_%s delivered = %d, want 1", path, n)
+				if n := pr.Counter("alerts_"+string(path), "delivered"); n != 2 {
+					t.Errorf("alerts_%s delivered = %d, want 2", path, n)
 				}
 			}
 			p.stop(t)
@@ -912,9 +924,10 @@ func TestAppArmorEnforcer(t *testing.T) {
 // blocked file stays blocked with no daemon; the next daemon adopts the
 // profiles and a changed policy replaces them; a dropped fromSource entry's
 // profile is retired, not removed; and `kubearmor --cleanup` after a crash
-// removes every profile of ours. Then a switch of enforcer each way: the
-// new daemon's enforcer retires what the other left (profiles, or pinned
-// programs) once its own set is in force.
+// removes every profile of ours. Then a switch of enforcer each way: a
+// BPF-LSM daemon retires the profiles AppArmor left once its own set is in
+// force; an AppArmor daemon keeps the pinned programs (AppArmor does not
+// confine what already runs) and says so.
 func TestAppArmorSurvivesKill(t *testing.T) {
 	testutils.RequireGuest(t)
 	dir, work := t.TempDir(), t.TempDir()
@@ -926,15 +939,9 @@ func TestAppArmorSurvivesKill(t *testing.T) {
 	args := []string{"--enforcer=apparmor", "--bpfPinPath=" + pins}
 	cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
 	ours := func() []string {
-		b, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+		names, err := apparmor.Loaded()
 		if err != nil {
 			t.Fatal(err)
-		}
-		var names []string
-		for _, l := range strings.Split(string(b), "\n") {
-			if name, _, ok := strings.Cut(l, " ("); ok && strings.HasPrefix(name, "kubearmor-") {
-				names = append(names, name)
-			}
 		}
 		slices.Sort(names)
 		return names
@@ -1018,11 +1025,13 @@ func TestAppArmorSurvivesKill(t *testing.T) {
 	if _, err := os.Stat(pins); err != nil {
 		t.Fatalf("the BPF-LSM daemon's pins after SIGKILL: %v", err)
 	}
+	// Back to AppArmor: the pinned programs stay (AppArmor does not
+	// confine what already runs), said, until --cleanup.
 	back := startDaemon(t, dir, args...)
-	back.waitLog(t, "removed the BPF-LSM programs a previous daemon pinned")
+	back.waitLog(t, "pinned BPF-LSM programs keep enforcing")
 	back.waitNotify(t, "READY=1")
-	if _, err := os.Stat(pins); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("pins under the AppArmor daemon: %v, want them removed", err)
+	if _, err := os.Stat(pins); err != nil {
+		t.Errorf("pins under the AppArmor daemon: %v, want them kept", err)
 	}
 	if err := cat(); err == nil {
 		t.Error("back under AppArmor a new shell read the blocked file")
@@ -1030,5 +1039,18 @@ func TestAppArmorSurvivesKill(t *testing.T) {
 	back.stop(t)
 	if now := ours(); len(now) != 0 {
 		t.Errorf("profiles after a deliberate stop: %v", now)
+	}
+	if out, err := exec.Command(binary, "--config=", "--bpfPinPath="+pins, "--cleanup").CombinedOutput(); err != nil {
+		t.Fatalf("kubearmor --cleanup: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(pins); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pins after --cleanup: %v", err)
+	}
+	// The links go with their pins; the kernel releases them a moment
+	// later (deferred work).
+	for deadline := time.Now().Add(5 * time.Second); cat() != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("5 s after --cleanup the BPF-LSM programs still deny")
+		}
 	}
 }

@@ -67,11 +67,11 @@ type tally struct {
 
 type ruleCounts struct{ audited, denied atomic.Uint64 }
 
-// Load finds apparmor_parser and opens the alert paths: the denial
-// programs (tracing programs: CAP_BPF and CAP_PERFMON) and the audit log's
-// multicast group (CAP_AUDIT_READ). Loading profiles needs CAP_MAC_ADMIN.
-// Where the eBPF path cannot load, alerts come from the audit log, said
-// loudly: enforcement does not depend on either.
+// Load finds apparmor_parser, checks that profiles can be loaded
+// (CAP_MAC_ADMIN, a writable securityfs), and opens the alert paths: the
+// denial programs (tracing programs: CAP_BPF and CAP_PERFMON) and the audit
+// log's multicast group (CAP_AUDIT_READ). A path that cannot open gives way
+// to the other, said loudly; enforcement does not depend on either.
 func Load(opts Options) (*Enforcer, error) {
 	e := &Enforcer{log: opts.Logger, loader: &Loader{Parser: opts.Parser}, features: KernelFeatures(),
 		source: opts.Source, links: newLinker()}
@@ -88,6 +88,11 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 		e.loader.Parser = p
 	}
+	// Without these every Apply would fail: said now, so that the daemon
+	// can choose otherwise (auto falls back to observe-only).
+	if err := CanLoad(); err != nil {
+		return nil, fmt.Errorf("apparmor: %w", err)
+	}
 	if e.source.Has(enforcer.AlertEBPF) {
 		w, err := denials.Load(denials.Options{Logger: e.log, Ignore: uint32(os.Getpid())})
 		switch {
@@ -102,11 +107,14 @@ func Load(opts Options) (*Enforcer, error) {
 		}
 	}
 	if e.source.Has(enforcer.AlertAudit) {
-		if err := e.openAudit(); err != nil {
-			if e.watcher != nil {
-				e.watcher.Close()
-			}
-			return nil, err
+		// Enforcement does not depend on an alert path: one that cannot
+		// open is said, not fatal.
+		if err := e.openAudit(); err != nil && e.watcher != nil {
+			e.log.Error("the audit alert path cannot open: alerts come from the eBPF path alone", "error", err)
+			e.source = enforcer.AlertEBPF
+		} else if err != nil {
+			e.log.Error("no alert path: AppArmor enforces, but its decisions are not reported", "error", err)
+			e.source = ""
 		}
 	}
 	// A previous daemon's profiles keep confining the processes attached
@@ -202,8 +210,16 @@ func unseenAudits(set *policy.Set) []Limitation {
 // Run implements enforcer.Enforcer: it reads both paths, as configured.
 func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	done := make(chan error, 2)
+	running := 0
+	// The readers stop before Run returns: Close must not release what
+	// one is still reading.
+	defer func() {
+		cancel()
+		for ; running > 0; running-- {
+			<-done
+		}
+	}()
 	// Deep queues between the paths' readers and attribution (the
 	// matcher per report), which a flood outruns before the rings do; what
 	// does not fit is counted by the reader that dropped it.
@@ -211,16 +227,23 @@ func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error 
 	var refusals chan denials.Denial
 	if e.audit != nil {
 		records = make(chan reader.Event, pathQueue)
+		running++
 		go func() { done <- e.audit.Run(ctx, records) }()
 	}
 	if e.watcher != nil {
 		refusals = make(chan denials.Denial, pathQueue)
+		running++
 		go func() { done <- e.watcher.Run(ctx, refusals) }()
+	}
+	if running == 0 {
+		<-ctx.Done() // no alert path (said at Load): nothing to read
+		return nil
 	}
 	for {
 		select {
 		case err := <-done:
 			// One path ended: the other must not go on alone unnoticed.
+			running--
 			return err
 		case rec := <-records:
 			for _, m := range rec.Messages {
@@ -388,7 +411,7 @@ func (e *Enforcer) Stats() enforcer.Stats {
 	}
 	if e.watcher != nil {
 		w := e.watcher.Stats()
-		s.Paths[enforcer.AlertEBPF] = enforcer.PathStats{Delivered: e.fromEBPF.Load(), Lost: w.RingFull + w.Undelivered}
+		s.Paths[enforcer.AlertEBPF] = enforcer.PathStats{Delivered: e.fromEBPF.Load(), Lost: w.RingFull + w.Undelivered + w.Missed}
 		s.Malformed += w.Malformed
 		s.ScratchBusy = w.Busy
 	}

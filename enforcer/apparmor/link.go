@@ -19,7 +19,7 @@ const (
 	// end-of-event record), eBPF ones within milliseconds.
 	linkWait = 2 * time.Second
 	// maxUnlinked bounds the reports waiting: under a flood the oldest
-	// give up early (counted) rather than memory growing.
+	// stop waiting first rather than memory growing.
 	maxUnlinked = 1 << 16
 )
 
@@ -40,45 +40,69 @@ type report struct {
 	at     time.Time // when the kernel decided, by the path's clock
 }
 
+// side is where a report waits: its key, and its path.
+type side struct {
+	key    linkKey
+	source enforcer.AlertSource
+}
+
 // incident is a decision reported once, waiting for the other path.
 type incident struct {
 	report
 	arrived time.Time // monotonic, for expiry
 	id      uint64
-	linked  bool
+	done    bool // linked, or gave up waiting
 	// What the first report was found to be, for its twin.
 	attributed bool
 	event      enforcer.Event
 }
 
 // linker numbers incidents and finds a report's twin. Used from one
-// goroutine.
+// goroutine. Each path reports in the order of its clock, so a side's
+// waiting list is in time order: a twin is found at its front, after
+// dropping those too old to be anyone's (O(1) amortized, whatever a flood
+// of one decision queues).
 type linker struct {
 	next    uint64
-	waiting map[linkKey][]*incident // per key, in arrival order
-	queue   []*incident             // every waiting incident, in arrival order
+	waiting map[side][]*incident // in arrival order
+	queue   []*incident          // every waiting incident, in arrival order
 }
 
 func newLinker() *linker {
-	return &linker{waiting: make(map[linkKey][]*incident)}
+	return &linker{waiting: make(map[side][]*incident)}
 }
 
 // twin returns the waiting incident the other path reported that r is
-// the second report of, and removes it from the waiting; nil if r is new.
+// the second report of, and takes it out of the waiting; nil if r is new.
 func (l *linker) twin(r report, now time.Time) *incident {
 	l.expire(now)
-	for i, in := range l.waiting[r.key] {
-		if in.source == r.source || in.linked {
-			continue
-		}
-		if d := r.at.Sub(in.at); d > linkSkew || d < -linkSkew {
-			continue
-		}
-		in.linked = true
-		l.remove(r.key, i)
-		return in
+	other := side{key: r.key, source: enforcer.AlertAudit}
+	if r.source == enforcer.AlertAudit {
+		other.source = enforcer.AlertEBPF
 	}
-	return nil
+	w := l.waiting[other]
+	var found *incident
+	for len(w) > 0 {
+		in := w[0]
+		if d := r.at.Sub(in.at); d > linkSkew {
+			// Older than r by more than the skew: no later report of
+			// this path can be its twin either.
+			in.done = true
+			w[0], w = nil, w[1:]
+			continue
+		} else if d >= -linkSkew {
+			in.done = true
+			w[0], w = nil, w[1:]
+			found = in
+		}
+		break
+	}
+	if len(w) == 0 {
+		delete(l.waiting, other)
+	} else {
+		l.waiting[other] = w
+	}
+	return found
 }
 
 // add numbers a new incident and, if wait, keeps it for its twin.
@@ -91,7 +115,8 @@ func (l *linker) add(r report, now time.Time, wait bool) *incident {
 	if len(l.queue) >= maxUnlinked {
 		l.drop()
 	}
-	l.waiting[r.key] = append(l.waiting[r.key], in)
+	s := side{key: r.key, source: r.source}
+	l.waiting[s] = append(l.waiting[s], in)
 	l.queue = append(l.queue, in)
 	return in
 }
@@ -103,32 +128,23 @@ func (l *linker) expire(now time.Time) {
 	}
 }
 
-// drop forgets the oldest waiting incident.
+// drop forgets the oldest waiting incident. It is the first of its side
+// (both lists are in arrival order), unless twin took it already.
 func (l *linker) drop() {
 	in := l.queue[0]
-	l.queue[0] = nil
-	l.queue = l.queue[1:]
-	if in.linked {
-		return // already paired, and out of waiting
+	l.queue[0], l.queue = nil, l.queue[1:]
+	if in.done {
+		return
 	}
-	// A key's incidents wait in arrival order, as in the queue: the oldest
-	// is its first.
-	l.remove(in.key, 0)
-}
-
-// remove takes the i-th incident waiting under k out. The first, the
-// common case, costs nothing: a flood of one decision stays linear.
-func (l *linker) remove(k linkKey, i int) {
-	w := l.waiting[k]
-	if i == 0 {
-		w[0] = nil
-		w = w[1:]
-	} else {
-		w = append(w[:i:i], w[i+1:]...)
+	in.done = true
+	s := side{key: in.key, source: in.source}
+	w := l.waiting[s]
+	if len(w) > 0 && w[0] == in {
+		w[0], w = nil, w[1:]
 	}
 	if len(w) == 0 {
-		delete(l.waiting, k)
+		delete(l.waiting, s)
 	} else {
-		l.waiting[k] = w
+		l.waiting[s] = w
 	}
 }

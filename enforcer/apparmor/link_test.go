@@ -99,8 +99,17 @@ func TestLinkerBounded(t *testing.T) {
 	for i := range maxUnlinked + 100 {
 		l.add(report{key: k, source: enforcer.AlertEBPF, at: t0.Add(time.Duration(i) * time.Microsecond)}, t0, true)
 	}
-	if len(l.queue) != maxUnlinked || len(l.waiting[k]) != maxUnlinked {
-		t.Fatalf("%d queued, %d waiting; want %d each", len(l.queue), len(l.waiting[k]), maxUnlinked)
+	s := side{key: k, source: enforcer.AlertEBPF}
+	if len(l.queue) != maxUnlinked || len(l.waiting[s]) != maxUnlinked {
+		t.Fatalf("%d queued, %d waiting; want %d each", len(l.queue), len(l.waiting[s]), maxUnlinked)
+	}
+	// Audit reports of the same decision, each a little later: found at
+	// the front, whatever waits behind (a linear scan would take seconds).
+	for i := range 10000 {
+		at := t0.Add(time.Duration(100+i) * time.Microsecond)
+		if in := l.twin(report{key: k, source: enforcer.AlertAudit, at: at}, t0); in == nil {
+			t.Fatalf("audit report %d found no twin", i)
+		}
 	}
 	l.expire(t0.Add(linkWait + time.Second))
 	if len(l.queue) != 0 || len(l.waiting) != 0 {

@@ -8,14 +8,38 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
-// Where the kernel takes the name of a profile to remove, and lists the
-// profiles loaded.
+// Where the kernel takes profiles to load or replace, takes the name of a
+// profile to remove, and lists the profiles loaded.
 const (
+	replaceFile  = "/sys/kernel/security/apparmor/.replace"
 	removeFile   = "/sys/kernel/security/apparmor/.remove"
 	profilesFile = "/sys/kernel/security/apparmor/profiles"
 )
+
+// capMACAdmin is CAP_MAC_ADMIN's number.
+const capMACAdmin = 33
+
+// CanLoad says why this process could not load profiles, or nil: it needs
+// CAP_MAC_ADMIN and a writable securityfs (which a sandboxed service may
+// not have; the AppArmor drop-in grants both).
+func CanLoad() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("read this process's capabilities: %w", err)
+	}
+	if data[capMACAdmin/32].Effective&(1<<(capMACAdmin%32)) == 0 {
+		return errors.New("loading profiles needs CAP_MAC_ADMIN, which this process does not have")
+	}
+	if err := unix.Access(replaceFile, unix.W_OK); err != nil {
+		return fmt.Errorf("loading profiles needs %s writable: %w", replaceFile, err)
+	}
+	return nil
+}
 
 // profilePrefix starts the name of every profile this package loads.
 const profilePrefix = "kubearmor-"

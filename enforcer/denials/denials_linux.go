@@ -162,7 +162,8 @@ func decode(raw []byte, clock *enforcer.BootClock) (Denial, error) {
 }
 
 // Stats count every refusal the programs saw: Seen = Delivered + RingFull
-// + Undelivered + Malformed, once the ring is drained.
+// + Undelivered + Malformed, once the ring is drained; and the calls they
+// missed.
 type Stats struct {
 	Seen        uint64 // refusals the programs saw
 	Delivered   uint64
@@ -170,10 +171,15 @@ type Stats struct {
 	Busy        uint64 // queued without paths (scratch space in use); not a loss
 	Undelivered uint64 // read, dropped: the consumer was slow
 	Malformed   uint64 // read, not decodable
+	// Missed counts calls the programs did not run for: a tracing program
+	// preempted on a CPU is not entered again there until it returns (the
+	// kernel's recursion guard): any refusal among them is not seen (nor
+	// in Seen). Counted as lost, an upper bound.
+	Missed uint64
 }
 
-// Lost is what was seen and never delivered.
-func (s Stats) Lost() uint64 { return s.RingFull + s.Undelivered + s.Malformed }
+// Lost is what was refused and never delivered.
+func (s Stats) Lost() uint64 { return s.RingFull + s.Undelivered + s.Malformed + s.Missed }
 
 // Stats reads the counters.
 func (w *Watcher) Stats() Stats {
@@ -185,6 +191,14 @@ func (w *Watcher) Stats() Stats {
 	s.Seen = c[denialsKaDenyCounterKA_DENY_CNT_SEEN]
 	s.RingFull = c[denialsKaDenyCounterKA_DENY_CNT_RING_FULL]
 	s.Busy = c[denialsKaDenyCounterKA_DENY_CNT_BUSY]
+	for _, p := range []*ebpf.Program{w.objs.KaDenyOpen, w.objs.KaDenyExec, w.objs.KaDenySocket, w.objs.KaDenyCapable} {
+		if p == nil {
+			continue
+		}
+		if st, err := p.Stats(); err == nil {
+			s.Missed += st.RecursionMisses
+		}
+	}
 	return s
 }
 
