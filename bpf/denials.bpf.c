@@ -2,11 +2,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Denials: what the LSMs refused, seen at the exit of the kernel's security_*
- * entry points. The eBPF alert path of an enforcer whose decisions are not
+ * entry points: file open, exec, the path operations (create, unlink, mkdir,
+ * rmdir, symlink, link, rename, truncate, chmod, chown), socket creation and
+ * capabilities. The eBPF alert path of an enforcer whose decisions are not
  * made by programs of ours (AppArmor): a non-zero return from
  * security_file_open is an LSM's refusal (the permission bits were checked
- * before), with the kernel's own file object, so the path is the resolved
- * one and not a caller's string that a DAC EACCES could also have answered.
+ * before), with the kernel's own objects, so the path is the resolved one
+ * and not a caller's string that a DAC EACCES could also have answered.
  *
  * fexit programs (a trampoline, not a breakpoint); only refusals are
  * reported, each on the `denials` ring buffer, whose reserve failures are
@@ -26,8 +28,9 @@ enum ka_deny_counter {
 	KA_DENY_CNT_MAX = 3,
 };
 
-/* A record: this header, then the object path, then the executable path
- * (no NULs; lengths in the header). */
+/* A record: this header, then the object path, the second path of a link
+ * or rename (its new name), and the executable path (no NULs; lengths in
+ * the header). */
 struct denial {
 	__u64 ts; /* bpf_ktime_get_boot_ns */
 	__u32 tgid;
@@ -42,7 +45,7 @@ struct denial {
 	__u8 flags; /* enum ka_event_flag */
 	__u16 path_len;
 	__u16 exe_len;
-	__u8 pad[2];
+	__u16 path2_len;
 	__u8 comm[16];
 };
 
@@ -56,7 +59,7 @@ const struct ka_deny_btf_types *ka_deny_unused __attribute__((unused));
 
 struct denial_buf {
 	struct denial hdr;
-	__u8 data[2 * KA_PATH_MAX];
+	__u8 data[3 * KA_PATH_MAX];
 };
 
 /* 8 MiB: at ~120 bytes a record, some 70,000 refusals queued; a flood
@@ -113,15 +116,31 @@ static __always_inline int ignored(void)
 	return self_tgid && (bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
-/* report sends a refusal of op on file f (NULL: none) with res0 and res1,
- * and the caller's executable. */
-static __always_inline void report(__u8 op, int ret, struct file *f, __u32 res0, __u32 res1)
+/* copy_object collects the path of (mnt, dentry) into slot and copies its
+ * string to dst; its length, or 0 (flags get the path's). */
+static __always_inline __u32 copy_object(__u8 *dst, struct vfsmount *mnt, struct dentry *dentry, __u8 *flags)
+{
+	struct path_buf *pb;
+
+	collect_path(mnt, dentry, KA_PATH_OBJECT);
+	pb = path_string(KA_PATH_OBJECT);
+	if (!pb)
+		return 0;
+	*flags |= pb->flags;
+	return copy_string(dst, pb);
+}
+
+/* report sends a refusal of op on the object (mnt, dentry) (NULL dentry:
+ * none) with, for a link or rename, the second name (mnt, dentry2), and
+ * res0 and res1, and the caller's executable. */
+static __always_inline void report(__u8 op, int ret, struct vfsmount *mnt, struct dentry *dentry,
+				   struct dentry *dentry2, __u32 res0, __u32 res1)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct path_buf *pb;
 	struct denial_buf *b;
 	struct denial *bare;
-	__u32 zero = 0, plen = 0, elen = 0;
+	__u32 zero = 0, plen = 0, p2len = 0, elen = 0;
 	__u64 *claim;
 
 	bump(&deny_counters, KA_DENY_CNT_SEEN);
@@ -146,31 +165,39 @@ static __always_inline void report(__u8 op, int ret, struct file *f, __u32 res0,
 	fill(&b->hdr, op, ret);
 	b->hdr.res0 = res0;
 	b->hdr.res1 = res1;
-	if (f) {
-		b->hdr.owner_uid = BPF_CORE_READ(f, f_inode, i_uid.val);
-		collect_file(f, KA_PATH_OBJECT);
-		pb = path_string(KA_PATH_OBJECT);
-		if (pb) {
-			b->hdr.flags |= pb->flags;
-			plen = copy_string(b->data, pb);
-		}
+	if (dentry) {
+		b->hdr.owner_uid = BPF_CORE_READ(dentry, d_inode, i_uid.val);
+		plen = copy_object(b->data, mnt, dentry, &b->hdr.flags);
 	}
+	barrier_var(plen);
+	plen &= KA_PATH_MAX - 1;
+	if (dentry2) {
+		/* The paths are read one after the other through one slot:
+		 * a new walk, so the first one's string is not reused. */
+		p2len = copy_object(&b->data[plen], mnt, dentry2, &b->hdr.flags);
+	}
+	barrier_var(p2len);
+	p2len &= KA_PATH_MAX - 1;
 	collect_file(BPF_CORE_READ(t, mm, exe_file), KA_PATH_EXE);
 	pb = path_string(KA_PATH_EXE);
 	if (pb) {
 		if (pb->flags)
 			b->hdr.flags |= KA_EV_EXE_TRUNCATED;
-		barrier_var(plen);
-		plen &= KA_PATH_MAX - 1;
-		elen = copy_string(&b->data[plen], pb);
+		elen = copy_string(&b->data[plen + p2len], pb);
 	}
-	b->hdr.path_len = plen;
-	b->hdr.exe_len = elen;
 	barrier_var(elen);
 	elen &= KA_PATH_MAX - 1;
-	if (bpf_ringbuf_output(&denials, b, sizeof(b->hdr) + plen + elen, wakeup()))
+	b->hdr.path_len = plen;
+	b->hdr.path2_len = p2len;
+	b->hdr.exe_len = elen;
+	if (bpf_ringbuf_output(&denials, b, sizeof(b->hdr) + plen + p2len + elen, wakeup()))
 		bump(&deny_counters, KA_DENY_CNT_RING_FULL);
 	release_scratch(claim);
+}
+
+static __always_inline void report_file(__u8 op, int ret, struct file *f)
+{
+	report(op, ret, BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), NULL, 0, 0);
 }
 
 #define FMODE_WRITE 0x2
@@ -183,7 +210,7 @@ int BPF_PROG(ka_deny_open, struct file *file, int ret)
 	if (!ret || ignored())
 		return 0;
 	op = (BPF_CORE_READ(file, f_mode) & FMODE_WRITE) ? KA_OP_OPEN_WRITE : KA_OP_OPEN_READ;
-	report(op, ret, file, 0, 0);
+	report_file(op, ret, file);
 	return 0;
 }
 
@@ -194,7 +221,7 @@ int BPF_PROG(ka_deny_exec, struct linux_binprm *bprm, int ret)
 {
 	if (!ret || ignored())
 		return 0;
-	report(KA_OP_EXEC, ret, BPF_CORE_READ(bprm, file), 0, 0);
+	report_file(KA_OP_EXEC, ret, BPF_CORE_READ(bprm, file));
 	return 0;
 }
 
@@ -204,7 +231,7 @@ int BPF_PROG(ka_deny_socket, int family, int type, int protocol, int kern, int r
 	if (!ret || kern || ignored())
 		return 0;
 	/* The type without SOCK_NONBLOCK and SOCK_CLOEXEC, as the hook sees it. */
-	report(KA_OP_SOCKET_CREATE, ret, NULL, family, ((__u32)(type & 0xf) << 16) | (__u16)protocol);
+	report(KA_OP_SOCKET_CREATE, ret, NULL, NULL, NULL, family, ((__u32)(type & 0xf) << 16) | (__u16)protocol);
 	return 0;
 }
 
@@ -225,6 +252,96 @@ int BPF_PROG(ka_deny_capable, const struct cred *cred, void *ns, int cap, unsign
 	bpf_core_read(&eff, sizeof(eff), &cred->cap_effective);
 	if (!(eff & (1ULL << cap)))
 		return 0;
-	report(KA_OP_CAPABLE, ret, NULL, cap, 0);
+	report(KA_OP_CAPABLE, ret, NULL, NULL, NULL, cap, 0);
+	return 0;
+}
+
+/* The path operations, named by their directory and entry (a new name's
+ * dentry is negative: its path is the directory's and its name). */
+static __always_inline void report_entry(__u8 op, int ret, const struct path *dir, struct dentry *dentry)
+{
+	if (ret && !ignored())
+		report(op, ret, BPF_CORE_READ(dir, mnt), dentry, NULL, 0, 0);
+}
+
+SEC("fexit/security_path_mknod")
+int BPF_PROG(ka_deny_mknod, const struct path *dir, struct dentry *dentry, __u64 mode, __u64 dev, int ret)
+{
+	report_entry(KA_OP_CREATE, ret, dir, dentry);
+	return 0;
+}
+
+SEC("fexit/security_path_unlink")
+int BPF_PROG(ka_deny_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	report_entry(KA_OP_UNLINK, ret, dir, dentry);
+	return 0;
+}
+
+SEC("fexit/security_path_mkdir")
+int BPF_PROG(ka_deny_mkdir, const struct path *dir, struct dentry *dentry, __u64 mode, int ret)
+{
+	report_entry(KA_OP_MKDIR, ret, dir, dentry);
+	return 0;
+}
+
+SEC("fexit/security_path_rmdir")
+int BPF_PROG(ka_deny_rmdir, const struct path *dir, struct dentry *dentry, int ret)
+{
+	report_entry(KA_OP_RMDIR, ret, dir, dentry);
+	return 0;
+}
+
+SEC("fexit/security_path_symlink")
+int BPF_PROG(ka_deny_symlink, const struct path *dir, struct dentry *dentry, const char *old_name, int ret)
+{
+	report_entry(KA_OP_SYMLINK, ret, dir, dentry);
+	return 0;
+}
+
+/* A link or rename: the old name and the new, either of which a rule may
+ * have refused (a hard link stays within one mount: both on new_dir's). */
+SEC("fexit/security_path_link")
+int BPF_PROG(ka_deny_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry, int ret)
+{
+	if (ret && !ignored())
+		report(KA_OP_LINK, ret, BPF_CORE_READ(new_dir, mnt), old_dentry, new_dentry, 0, 0);
+	return 0;
+}
+
+SEC("fexit/security_path_rename")
+int BPF_PROG(ka_deny_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, __u64 flags, int ret)
+{
+	/* Within one mount too (EXDEV otherwise, before this hook). */
+	if (ret && !ignored())
+		report(KA_OP_RENAME, ret, BPF_CORE_READ(old_dir, mnt), old_dentry, new_dentry, 0, 0);
+	return 0;
+}
+
+static __always_inline void report_at(__u8 op, int ret, const struct path *path)
+{
+	if (ret && !ignored())
+		report(op, ret, BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), NULL, 0, 0);
+}
+
+SEC("fexit/security_path_truncate")
+int BPF_PROG(ka_deny_truncate, const struct path *path, int ret)
+{
+	report_at(KA_OP_TRUNCATE, ret, path);
+	return 0;
+}
+
+SEC("fexit/security_path_chmod")
+int BPF_PROG(ka_deny_chmod, const struct path *path, __u64 mode, int ret)
+{
+	report_at(KA_OP_CHMOD, ret, path);
+	return 0;
+}
+
+SEC("fexit/security_path_chown")
+int BPF_PROG(ka_deny_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
+{
+	report_at(KA_OP_CHOWN, ret, path);
 	return 0;
 }

@@ -854,13 +854,15 @@ func TestAppArmorEnforcer(t *testing.T) {
 			// The test process was running before the profiles and stays
 			// unconfined; a shell it starts now is confined.
 			cat := func() error { return exec.Command("/bin/sh", "-c", "cat "+secret+" >/dev/null").Run() }
-			for _, tr := range []struct {
+			triggers := []struct {
 				what, script, resource, operation string
 			}{
 				{"open", "cat " + secret + " >/dev/null", secret, "File"},
+				{"unlink", "rm -f " + secret, secret, "File"},
 				// Root's chown: the capability module allows it, the profile not.
 				{"chown", "chown 65534 " + free, "CAP_CHOWN", "Capabilities"},
-			} {
+			}
+			for _, tr := range triggers {
 				denied := time.Now()
 				if err := exec.Command("/bin/sh", "-c", tr.script).Run(); err == nil {
 					t.Fatalf("a new shell's %s was not refused", tr.what)
@@ -899,15 +901,16 @@ func TestAppArmorEnforcer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := pr.Counter("enforcer", "denied"); n != 2 {
-				t.Errorf("enforcer denied = %d, want 2", n)
+			n := uint64(len(triggers))
+			if got := pr.Counter("enforcer", "denied"); got != n {
+				t.Errorf("enforcer denied = %d, want %d", got, n)
 			}
-			if n, want := pr.Counter("enforcer", "linked"), 2*uint64(len(paths)-1); n != want {
-				t.Errorf("enforcer linked = %d, want %d", n, want)
+			if got, want := pr.Counter("enforcer", "linked"), n*uint64(len(paths)-1); got != want {
+				t.Errorf("enforcer linked = %d, want %d", got, want)
 			}
 			for _, path := range paths {
-				if n := pr.Counter("alerts_"+string(path), "delivered"); n != 2 {
-					t.Errorf("alerts_%s delivered = %d, want 2", path, n)
+				if got := pr.Counter("alerts_"+string(path), "delivered"); got != n {
+					t.Errorf("alerts_%s delivered = %d, want %d", path, got, n)
 				}
 			}
 			p.stop(t)

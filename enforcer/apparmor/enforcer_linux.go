@@ -263,6 +263,7 @@ func (e *Enforcer) Run(ctx context.Context, events chan<- enforcer.Event) error 
 type decision struct {
 	report
 	ev         enforcer.Event // what the report says, before attribution
+	path2      string         // a link's or rename's new name (eBPF path; the audit path names the side refused)
 	exeUnknown bool
 	socket     policy.Socket
 	cap        policy.Capability
@@ -289,7 +290,7 @@ func fromDenial(r denials.Denial) decision {
 		ev: enforcer.Event{Time: r.Time, Op: r.Op, PID: r.PID, TID: r.TID, PPID: r.PPID, UID: r.UID, OwnerUID: r.OwnerUID,
 			Comm: r.Comm, Path: r.Path, Exe: r.Exe, Truncated: r.Truncated, ExeTruncated: r.ExeTruncated,
 			Source: enforcer.AlertEBPF},
-		exeUnknown: r.ExeTruncated, socket: r.Socket, cap: r.Cap,
+		path2: r.Path2, exeUnknown: r.ExeTruncated, socket: r.Socket, cap: r.Cap,
 	}
 	d.report = report{key: keyOf(r.Op, r.PID, r.Path, true, r.Cap, r.Socket), source: enforcer.AlertEBPF, at: r.Time}
 	return d
@@ -334,9 +335,18 @@ func (e *Enforcer) decide(d decision, events chan<- enforcer.Event) {
 	// Only a refusal has a twin: the eBPF path does not see audited allows.
 	in := e.links.add(d.report, now, both && d.key.denied)
 	e.decisions.Add(1)
-	v := t.Decide(d.ev.Op, match.Subject{Exe: d.ev.Exe, UID: d.ev.UID, ExeUnknown: d.exeUnknown},
-		match.Object{Path: d.ev.Path, OwnerUID: d.ev.OwnerUID, Socket: d.socket, Capability: d.cap, PathTooLong: d.ev.Truncated})
-	if !v.Verdict.Alerted() || v.Verdict.Denied() != d.key.denied {
+	subj := match.Subject{Exe: d.ev.Exe, UID: d.ev.UID, ExeUnknown: d.exeUnknown}
+	obj := match.Object{Path: d.ev.Path, OwnerUID: d.ev.OwnerUID, Socket: d.socket, Capability: d.cap, PathTooLong: d.ev.Truncated}
+	agrees := func(v match.Decision) bool { return v.Verdict.Alerted() && v.Verdict.Denied() == d.key.denied }
+	v := t.Decide(d.ev.Op, subj, obj)
+	if !agrees(v) && d.path2 != "" {
+		// A link or rename: the rule may have named the new name.
+		obj.Path = d.path2
+		if v2 := t.Decide(d.ev.Op, subj, obj); agrees(v2) {
+			v, d.ev.Path = v2, d.path2
+		}
+	}
+	if !agrees(v) {
 		// AppArmor decided what no rule explains the same way: counted,
 		// not guessed at.
 		e.unattributed.Add(1)

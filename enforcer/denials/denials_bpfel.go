@@ -50,14 +50,14 @@ type denialsDenial struct {
 	Flags    uint8
 	PathLen  uint16
 	ExeLen   uint16
-	Pad      [2]uint8
+	Path2Len uint16
 	Comm     [16]uint8
 }
 
 type denialsDenialBuf struct {
 	_    structs.HostLayout
 	Hdr  denialsDenial
-	Data [8192]uint8
+	Data [12288]uint8
 }
 
 type denialsKaDenyCounter uint32
@@ -107,21 +107,31 @@ type denialsSplitCtx struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	denialsMapBuildState     = "build_state"
-	denialsMapBusy           = "busy"
-	denialsMapCollectState   = "collect_state"
-	denialsMapCounters       = "counters"
-	denialsMapDenials        = "denials"
-	denialsMapDenyCounters   = "deny_counters"
-	denialsMapDenybuf        = "denybuf"
-	denialsMapPaths          = "paths"
-	denialsMapSplitState     = "split_state"
-	denialsProgKaDenyCapable = "ka_deny_capable"
-	denialsProgKaDenyExec    = "ka_deny_exec"
-	denialsProgKaDenyOpen    = "ka_deny_open"
-	denialsProgKaDenySocket  = "ka_deny_socket"
-	denialsVarKaDenyUnused   = "ka_deny_unused"
-	denialsVarSelfTgid       = "self_tgid"
+	denialsMapBuildState      = "build_state"
+	denialsMapBusy            = "busy"
+	denialsMapCollectState    = "collect_state"
+	denialsMapCounters        = "counters"
+	denialsMapDenials         = "denials"
+	denialsMapDenyCounters    = "deny_counters"
+	denialsMapDenybuf         = "denybuf"
+	denialsMapPaths           = "paths"
+	denialsMapSplitState      = "split_state"
+	denialsProgKaDenyCapable  = "ka_deny_capable"
+	denialsProgKaDenyChmod    = "ka_deny_chmod"
+	denialsProgKaDenyChown    = "ka_deny_chown"
+	denialsProgKaDenyExec     = "ka_deny_exec"
+	denialsProgKaDenyLink     = "ka_deny_link"
+	denialsProgKaDenyMkdir    = "ka_deny_mkdir"
+	denialsProgKaDenyMknod    = "ka_deny_mknod"
+	denialsProgKaDenyOpen     = "ka_deny_open"
+	denialsProgKaDenyRename   = "ka_deny_rename"
+	denialsProgKaDenyRmdir    = "ka_deny_rmdir"
+	denialsProgKaDenySocket   = "ka_deny_socket"
+	denialsProgKaDenySymlink  = "ka_deny_symlink"
+	denialsProgKaDenyTruncate = "ka_deny_truncate"
+	denialsProgKaDenyUnlink   = "ka_deny_unlink"
+	denialsVarKaDenyUnused    = "ka_deny_unused"
+	denialsVarSelfTgid        = "self_tgid"
 )
 
 // loadDenials returns the embedded CollectionSpec for denials.
@@ -166,10 +176,20 @@ type denialsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type denialsProgramSpecs struct {
-	KaDenyCapable *ebpf.ProgramSpec `ebpf:"ka_deny_capable"`
-	KaDenyExec    *ebpf.ProgramSpec `ebpf:"ka_deny_exec"`
-	KaDenyOpen    *ebpf.ProgramSpec `ebpf:"ka_deny_open"`
-	KaDenySocket  *ebpf.ProgramSpec `ebpf:"ka_deny_socket"`
+	KaDenyCapable  *ebpf.ProgramSpec `ebpf:"ka_deny_capable"`
+	KaDenyChmod    *ebpf.ProgramSpec `ebpf:"ka_deny_chmod"`
+	KaDenyChown    *ebpf.ProgramSpec `ebpf:"ka_deny_chown"`
+	KaDenyExec     *ebpf.ProgramSpec `ebpf:"ka_deny_exec"`
+	KaDenyLink     *ebpf.ProgramSpec `ebpf:"ka_deny_link"`
+	KaDenyMkdir    *ebpf.ProgramSpec `ebpf:"ka_deny_mkdir"`
+	KaDenyMknod    *ebpf.ProgramSpec `ebpf:"ka_deny_mknod"`
+	KaDenyOpen     *ebpf.ProgramSpec `ebpf:"ka_deny_open"`
+	KaDenyRename   *ebpf.ProgramSpec `ebpf:"ka_deny_rename"`
+	KaDenyRmdir    *ebpf.ProgramSpec `ebpf:"ka_deny_rmdir"`
+	KaDenySocket   *ebpf.ProgramSpec `ebpf:"ka_deny_socket"`
+	KaDenySymlink  *ebpf.ProgramSpec `ebpf:"ka_deny_symlink"`
+	KaDenyTruncate *ebpf.ProgramSpec `ebpf:"ka_deny_truncate"`
+	KaDenyUnlink   *ebpf.ProgramSpec `ebpf:"ka_deny_unlink"`
 }
 
 // denialsMapSpecs contains maps before they are loaded into the kernel.
@@ -252,18 +272,38 @@ type denialsVariables struct {
 //
 // It can be passed to loadDenialsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type denialsPrograms struct {
-	KaDenyCapable *ebpf.Program `ebpf:"ka_deny_capable"`
-	KaDenyExec    *ebpf.Program `ebpf:"ka_deny_exec"`
-	KaDenyOpen    *ebpf.Program `ebpf:"ka_deny_open"`
-	KaDenySocket  *ebpf.Program `ebpf:"ka_deny_socket"`
+	KaDenyCapable  *ebpf.Program `ebpf:"ka_deny_capable"`
+	KaDenyChmod    *ebpf.Program `ebpf:"ka_deny_chmod"`
+	KaDenyChown    *ebpf.Program `ebpf:"ka_deny_chown"`
+	KaDenyExec     *ebpf.Program `ebpf:"ka_deny_exec"`
+	KaDenyLink     *ebpf.Program `ebpf:"ka_deny_link"`
+	KaDenyMkdir    *ebpf.Program `ebpf:"ka_deny_mkdir"`
+	KaDenyMknod    *ebpf.Program `ebpf:"ka_deny_mknod"`
+	KaDenyOpen     *ebpf.Program `ebpf:"ka_deny_open"`
+	KaDenyRename   *ebpf.Program `ebpf:"ka_deny_rename"`
+	KaDenyRmdir    *ebpf.Program `ebpf:"ka_deny_rmdir"`
+	KaDenySocket   *ebpf.Program `ebpf:"ka_deny_socket"`
+	KaDenySymlink  *ebpf.Program `ebpf:"ka_deny_symlink"`
+	KaDenyTruncate *ebpf.Program `ebpf:"ka_deny_truncate"`
+	KaDenyUnlink   *ebpf.Program `ebpf:"ka_deny_unlink"`
 }
 
 func (p *denialsPrograms) Close() error {
 	return _DenialsClose(
 		p.KaDenyCapable,
+		p.KaDenyChmod,
+		p.KaDenyChown,
 		p.KaDenyExec,
+		p.KaDenyLink,
+		p.KaDenyMkdir,
+		p.KaDenyMknod,
 		p.KaDenyOpen,
+		p.KaDenyRename,
+		p.KaDenyRmdir,
 		p.KaDenySocket,
+		p.KaDenySymlink,
+		p.KaDenyTruncate,
+		p.KaDenyUnlink,
 	)
 }
 

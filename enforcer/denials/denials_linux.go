@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -26,13 +27,14 @@ import (
 // Denial is one refusal.
 type Denial struct {
 	Time     time.Time
-	Op       match.Op // OpExec, OpOpenRead, OpOpenWrite, OpSocketCreate or OpCapable
+	Op       match.Op // exec, open, the path operations, socket creation, capable
 	PID, TID uint32
 	PPID     uint32
 	UID      uint32 // real uid
 	OwnerUID uint32 // the file's owner
 	Comm     string
-	Path     string // the file (exec, open)
+	Path     string // the file or directory
+	Path2    string // a link's or rename's new name
 	Exe      string // the caller's executable
 	Errno    unix.Errno
 	// Truncated: the file's path did not fit, or was not read (the CPU's
@@ -80,7 +82,7 @@ func Load(opts Options) (*Watcher, error) {
 		}
 		return nil, fmt.Errorf("denials: load: %w", err)
 	}
-	for _, p := range []*ebpf.Program{w.objs.KaDenyOpen, w.objs.KaDenyExec, w.objs.KaDenySocket, w.objs.KaDenyCapable} {
+	for _, p := range w.programs() {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p})
 		if err != nil {
 			w.Close()
@@ -89,6 +91,19 @@ func Load(opts Options) (*Watcher, error) {
 		w.links = append(w.links, l)
 	}
 	return w, nil
+}
+
+// programs are the loaded programs, by reflection over the generated
+// struct: one more in the C file is one more here.
+func (w *Watcher) programs() []*ebpf.Program {
+	v := reflect.ValueOf(w.objs.denialsPrograms)
+	out := make([]*ebpf.Program, 0, v.NumField())
+	for i := range v.NumField() {
+		if p, ok := v.Field(i).Interface().(*ebpf.Program); ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // pollInterval is the longest a refusal waits in the ring buffer while it
@@ -131,8 +146,9 @@ func decode(raw []byte, clock *enforcer.BootClock) (Denial, error) {
 	}
 	h := *(*denialsDenial)(unsafe.Pointer(unsafe.SliceData(raw)))
 	data := raw[headerSize:]
-	if int(h.PathLen)+int(h.ExeLen) > len(data) {
-		return Denial{}, fmt.Errorf("denial record claims %d+%d path bytes, has %d", h.PathLen, h.ExeLen, len(data))
+	p1, p2 := int(h.PathLen), int(h.PathLen)+int(h.Path2Len)
+	if p2+int(h.ExeLen) > len(data) {
+		return Denial{}, fmt.Errorf("denial record claims %d+%d+%d path bytes, has %d", h.PathLen, h.Path2Len, h.ExeLen, len(data))
 	}
 	d := Denial{
 		Time:         clock.Time(h.Ts),
@@ -143,8 +159,9 @@ func decode(raw []byte, clock *enforcer.BootClock) (Denial, error) {
 		UID:          h.Uid,
 		OwnerUID:     h.OwnerUid,
 		Comm:         unix.ByteSliceToString(h.Comm[:]),
-		Path:         string(data[:h.PathLen]),
-		Exe:          string(data[h.PathLen : int(h.PathLen)+int(h.ExeLen)]),
+		Path:         string(data[:p1]),
+		Path2:        string(data[p1:p2]),
+		Exe:          string(data[p2 : p2+int(h.ExeLen)]),
 		Errno:        unix.Errno(-h.Ret),
 		Truncated:    h.Flags&uint8(denialsKaEventFlagKA_EV_PATH_TRUNCATED|denialsKaEventFlagKA_EV_SCRATCH_BUSY) != 0,
 		ExeTruncated: h.Flags&uint8(denialsKaEventFlagKA_EV_EXE_TRUNCATED|denialsKaEventFlagKA_EV_SCRATCH_BUSY) != 0,
@@ -154,7 +171,8 @@ func decode(raw []byte, clock *enforcer.BootClock) (Denial, error) {
 		d.Cap = policy.Capability(h.Res0)
 	case match.OpSocketCreate:
 		d.Socket = policy.Socket{Family: int(h.Res0), Type: int(h.Res1 >> 16), Protocol: int(h.Res1 & 0xffff)}
-	case match.OpExec, match.OpOpenRead, match.OpOpenWrite:
+	case match.OpExec, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRmdir, match.OpMkdir,
+		match.OpRename, match.OpLink, match.OpSymlink, match.OpTruncate, match.OpChmod, match.OpChown:
 	default:
 		return Denial{}, fmt.Errorf("denial record of operation %d", h.Op)
 	}
@@ -191,7 +209,7 @@ func (w *Watcher) Stats() Stats {
 	s.Seen = c[denialsKaDenyCounterKA_DENY_CNT_SEEN]
 	s.RingFull = c[denialsKaDenyCounterKA_DENY_CNT_RING_FULL]
 	s.Busy = c[denialsKaDenyCounterKA_DENY_CNT_BUSY]
-	for _, p := range []*ebpf.Program{w.objs.KaDenyOpen, w.objs.KaDenyExec, w.objs.KaDenySocket, w.objs.KaDenyCapable} {
+	for _, p := range w.programs() {
 		if p == nil {
 			continue
 		}
