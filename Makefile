@@ -75,14 +75,14 @@ vet:
 
 # go test ./... includes internal/vmtest, which boots the QEMU guests.
 unit:
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 40m ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy
 
 # Only the VM tier, e.g. KUBEARMOR_VMTEST_RUN=TestPolicyLifecycle make vm.
 vm:
-	$(GO) test -count=1 -timeout 30m -run TestGuests -v ./internal/vmtest
+	$(GO) test -count=1 -timeout 40m -run TestGuests -v ./internal/vmtest
 
 # The enforcement benchmark, in the QEMU guests: once on the wall clock (all
 # loops) and once on a clock that counts instructions (the open/close loops,

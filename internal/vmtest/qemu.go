@@ -32,7 +32,7 @@ const DefaultCmdline = "console=ttyS0 lsm=lockdown,capability,landlock,yama,appa
 const (
 	DefaultCPUs      = 2
 	DefaultMemoryMiB = 2048
-	DefaultTimeout   = 12 * time.Minute
+	DefaultTimeout   = 16 * time.Minute
 )
 
 // Machine is one boot of a kernel with an initramfs.
