@@ -17,7 +17,7 @@ GENERATED := $(wildcard */*/*_bpfel.go */*/*_bpfel.o */*/*/*.pb.go)
 # are installed on; systemd provides journald for its test.
 DEB_PACKAGES := clang llvm protobuf-compiler rpm lintian gnupg binutils qemu-system-x86 busybox-static debootstrap systemd ca-certificates apparmor
 
-.PHONY: all build run test deps generate check-generate vet unit fuzz vm bench bench-loss package clean
+.PHONY: all build run test deps generate check-generate vet prepare host unit fuzz guests vm bench bench-loss package clean
 
 all: build
 
@@ -38,10 +38,16 @@ package: build
 run: build
 	$(BIN)/kubearmor --config= --policyDir=$(CURDIR)/examples/policies
 
-# Every tier: unit, host kernel (root), and the QEMU guests on Debian's 6.1
-# and 6.12 cloud kernels; plus the generated-code drift check and a bounded
-# fuzz run of the policy parser.
-test: deps check-generate vet unit fuzz
+# Every tier: unit and host kernel (root), then the QEMU guests on Debian's
+# 6.1 and 6.12 cloud kernels and the Debian system; plus the generated-code
+# drift check and a bounded fuzz run of the policy parser. The one-time work
+# (prepare) comes first and the guests last, one at a time: a guest under
+# TCG never shares the two cores with a build, a host test or another guest.
+test: deps check-generate vet prepare host fuzz guests
+	@echo "make test: passed in $$(( $$(date +%s) - $(MAKE_STARTED) )) s"
+
+# When make started, for the total make test prints.
+MAKE_STARTED := $(shell date +%s)
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -73,16 +79,42 @@ check-generate:
 vet:
 	$(GO) vet ./...
 
-# go test ./... includes internal/vmtest, which boots the QEMU guests.
+# The packages whose tests boot QEMU guests (internal/vmtest's own and
+# TestGuests; packaging/build's TestSystem), relative to the module.
+MODULE     := github.com/kubearmor/kubearmor-host
+GUEST_PKGS := internal/vmtest packaging/build
+HOST_PKGS   = $(filter-out $(addprefix $(MODULE)/,$(GUEST_PKGS)),$(shell $(GO) list ./...))
+# Each guest's time against its limit, per package (internal/vmtest).
+DURATIONS  := $(BIN)/vmtest-durations.txt
+
+# The kernels, the Debian root, cosign and the guests' test binaries, each
+# cached; prints what each took.
+prepare:
+	$(GO) run ./internal/vmtest/prepare
+
+# Unit and host-kernel tests: every package but the guest ones.
+host:
+	$(GO) test -count=1 -timeout 20m $(HOST_PKGS)
+
+# Every package, as one go test run (the guests then share the cores with
+# the other packages' tests: for a quick local run, not for timing).
 unit:
-	$(GO) test -count=1 -timeout 40m ./...
+	$(GO) test -count=1 -timeout 60m ./...
+
+# The guest tiers, one package at a time (-p 1), then each guest's duration
+# against its limit.
+guests:
+	@mkdir -p $(BIN); rm -f $(DURATIONS)
+	@KUBEARMOR_VMTEST_DURATIONS=$(CURDIR)/$(DURATIONS) $(GO) test -count=1 -p 1 -timeout 60m $(addprefix ./,$(GUEST_PKGS)); rc=$$?; \
+	echo; echo "guest durations (each guest should take at most half its limit):"; \
+	cat $(DURATIONS) 2>/dev/null || echo "(none recorded)"; exit $$rc
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy
 
 # Only the VM tier, e.g. KUBEARMOR_VMTEST_RUN=TestPolicyLifecycle make vm.
 vm:
-	$(GO) test -count=1 -timeout 40m -run TestGuests -v ./internal/vmtest
+	$(GO) test -count=1 -timeout 60m -run TestGuests -v ./internal/vmtest
 
 # The enforcement benchmark, in the QEMU guests: once on the wall clock (all
 # loops) and once on a clock that counts instructions (the open/close loops,
@@ -97,6 +129,13 @@ BENCH_ICOUNT_CMD := KUBEARMOR_VMTEST_ICOUNT=1 KUBEARMOR_VMTEST_PKGS=./enforcer/b
 	KUBEARMOR_VMTEST_ARGS='-test.bench=^(BenchmarkEnforcement|BenchmarkHookCost)$$ -test.benchtime=1x' KUBEARMOR_VMTEST_TIMEOUT=60m \
 	$(GO) test -count=1 -timeout 150m -run TestGuests -v ./internal/vmtest
 
+# The daemon's start-up in the guests: process start to READY=1 with the
+# daemon's own steps (BenchmarkStartup), and the BPF-LSM enforcer's Load
+# with each program's verification as the kernel accounts it (BenchmarkLoad).
+BENCH_STARTUP_CMD := KUBEARMOR_VMTEST_PKGS='./enforcer/bpflsm ./cmd/kubearmor' KUBEARMOR_VMTEST_RUN='^$$' \
+	KUBEARMOR_VMTEST_ARGS='-test.bench=^(BenchmarkLoad|BenchmarkStartup)$$ -test.benchtime=1x' \
+	$(GO) test -count=1 -timeout 60m -run TestGuests -v ./internal/vmtest
+
 # The telemetry pipeline's throughput, CPU and memory, on this machine's
 # own kernel (the daemon observes; nothing needs BPF-LSM).
 BENCH_TELEMETRY_CMD := $(GO) test -count=1 -run '^$$' -bench '^BenchmarkTelemetry$$' -benchtime 1x -timeout 20m ./cmd/kubearmor
@@ -105,12 +144,13 @@ bench: deps
 	@mkdir -p $(BIN)
 	$(BENCH_CMD) | tee $(BIN)/bench.log
 	$(BENCH_ICOUNT_CMD) | tee $(BIN)/bench-icount.log
+	$(BENCH_STARTUP_CMD) | tee $(BIN)/bench-startup.log
 	$(BENCH_TELEMETRY_CMD) | tee $(BIN)/bench-telemetry.log
 	@{ echo; echo "## $$(date -u +%Y-%m-%d): make bench"; echo; \
 	  echo "On $$(nproc) cores, QEMU TCG; \`make bench\` ran:"; echo; echo '```'; \
 	  echo '$(subst ','"'"',$(BENCH_CMD))'; echo '$(subst ','"'"',$(BENCH_ICOUNT_CMD))'; \
-	  echo '$(subst ','"'"',$(BENCH_TELEMETRY_CMD))'; echo '```'; \
-	  awk '/---8<--- benchmark results/{on=1; next} /--->8---/{on=0; print ""} on {sub(/^ +/, ""); print}' $(BIN)/bench.log $(BIN)/bench-icount.log $(BIN)/bench-telemetry.log; \
+	  echo '$(subst ','"'"',$(BENCH_STARTUP_CMD))'; echo '$(subst ','"'"',$(BENCH_TELEMETRY_CMD))'; echo '```'; \
+	  awk '/---8<--- benchmark results/{on=1; next} /--->8---/{on=0; print ""} on {sub(/^ +/, ""); print}' $(BIN)/bench.log $(BIN)/bench-icount.log $(BIN)/bench-startup.log $(BIN)/bench-telemetry.log; \
 	} >> docs/benchmarks.md
 	@echo "appended to docs/benchmarks.md"
 

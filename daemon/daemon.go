@@ -119,6 +119,8 @@ type daemon struct {
 	reloads, reloadFailures atomic.Uint64
 	lastCounters            []uint64 // values of the counters last logged
 
+	startup *startup // where the time to READY=1 went
+
 	monitor   *monitor.Monitor // nil when nothing is observed
 	summary   lockedSummary
 	logErrors atomic.Uint64
@@ -127,7 +129,10 @@ type daemon struct {
 // Run runs the daemon until ctx is cancelled.
 func Run(ctx context.Context, opts Options) error {
 	cfg, log := opts.Config, opts.Logger
+	var up startup
+	up.begin = time.Now()
 	report := detect.Probe(ctx)
+	up.mark(&up.probe)
 	for _, n := range report.Notes {
 		log.Info("probe", "note", n)
 	}
@@ -153,6 +158,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("start %s enforcer: %w", choice.Enforcer, err)
 	}
+	up.mark(&up.enforcer)
 	defer func() {
 		if p, ok := enf.(Pinner); ok && !opts.KeepPins {
 			if err := p.Unpin(); err != nil {
@@ -180,6 +186,7 @@ func Run(ctx context.Context, opts Options) error {
 		loader:     loader.New(cfg.PolicyDir, host, postures),
 		reconciled: notify.NewHeartbeat("reconcile loop", beatTimeout),
 		alerted:    notify.NewHeartbeat("alert pipeline", beatTimeout),
+		startup:    &up,
 	}
 	if cfg.HostVisibility != 0 {
 		m, err := monitor.Load(monitor.Options{Kinds: cfg.HostVisibility, RatePerCPU: uint64(cfg.TelemetryRate),
@@ -195,8 +202,32 @@ func Run(ctx context.Context, opts Options) error {
 				log.Info("capabilities visibility: no monitor sees every capability check; capability use is logged by capability rules (Audit logs each use, decided in the capable hook)")
 			}
 		}
+		up.mark(&up.monitor)
 	}
 	return d.run(ctx)
+}
+
+// startup times the steps from Run's start to READY=1, so that a slow start
+// says which step it was: under emulation the kernel's verifier of the
+// enforcer's programs can take most of a minute.
+type startup struct {
+	begin, last                        time.Time
+	probe, enforcer, monitor, firstSet time.Duration
+}
+
+// mark ends a step: the time since the previous one goes to step.
+func (s *startup) mark(step *time.Duration) {
+	now := time.Now()
+	if s.last.IsZero() {
+		s.last = s.begin
+	}
+	*step, s.last = now.Sub(s.last), now
+}
+
+func (s *startup) attrs() []any {
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	return []any{"startup_ms", ms(time.Since(s.begin)), "probe_ms", ms(s.probe), "enforcer_ms", ms(s.enforcer),
+		"monitor_ms", ms(s.monitor), "first_set_ms", ms(s.firstSet)}
 }
 
 func posture(p config.Posture) policy.Posture {
@@ -219,6 +250,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := d.reconcile("start"); err != nil {
 		return err
 	}
+	d.startup.mark(&d.startup.firstSet)
 	// Only now may this daemon's programs replace what a previous one left
 	// pinned: both enforced until here, so there was no gap.
 	pinned := true
@@ -296,6 +328,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}()
 
 	d.opts.Notifier.Ready(d.status())
+	d.log.Info("ready", d.startup.attrs()...)
 	tick := time.NewTicker(beatInterval)
 	defer tick.Stop()
 	lastStats := time.Now()

@@ -41,6 +41,8 @@ const (
 
 // Suite is a set of Go test packages to run in the guests.
 type Suite struct {
+	// Name says which suite a guest ran in the durations report ("guests").
+	Name string
 	// Packages are go package patterns relative to the module root
 	// ("./enforcer/detect", "./daemon/..."). Their test binaries are built
 	// statically and run, one after another, in every guest; each runs in
@@ -57,7 +59,11 @@ type Suite struct {
 	// Args are extra flags for the guest test binaries, after ArgsEnv's.
 	Args []string
 	// Timeout bounds one kernel's boot and run; TimeoutEnv or DefaultTimeout if 0.
-	Timeout   time.Duration
+	Timeout time.Duration
+	// Shares are the top-level guest tests allowed more than DefaultShare,
+	// by "<package dir>.<Test>" (e.g. "cmd/kubearmor.TestSurvivesKill"); a
+	// test over its share is named in the durations report.
+	Shares    map[string]time.Duration
 	CPUs      int // DefaultCPUs if 0
 	MemoryMiB int // DefaultMemoryMiB if 0
 	// BuildFlags are passed to go build and go test -c (e.g. "-tags=foo").
@@ -194,7 +200,7 @@ func RunTests(t *testing.T, s Suite) {
 				// seconds. A benchmark loses nothing by it.
 				m.CPUs = 1
 			}
-			runKernel(ctx, t, m, pkgs, s.runFilter() != "")
+			runKernel(ctx, t, s, m, pkgs)
 		})
 	}
 }
@@ -267,12 +273,21 @@ func testFlags(s Suite, timeout time.Duration) ([]string, error) {
 	return append(args, extra...), nil
 }
 
-// runKernel boots one kernel and reports its results under t.
-func runKernel(ctx context.Context, t *testing.T, m Machine, pkgs []guestPackage, filtered bool) {
+// runKernel boots one kernel and reports its results under t, and what
+// the guest took against its limit (DurationsEnv).
+func runKernel(ctx context.Context, t *testing.T, s Suite, m Machine, pkgs []guestPackage) {
+	filtered := s.runFilter() != ""
 	res, runErr := m.Run(ctx)
 	if res == nil {
 		t.Fatal(runErr)
 	}
+	durations := &guestDurations{suite: s.Name, kernel: m.Kernel.Release, limit: m.Timeout, boot: res.Boot, total: res.Duration}
+	defer func() {
+		t.Log(durations)
+		if err := appendDurations(durations); err != nil {
+			t.Error(err)
+		}
+	}()
 	t.Cleanup(func() {
 		if t.Failed() && len(res.Console) > 0 {
 			t.Logf("--- full console of %s ---\n%s", m.Kernel.Release, res.Console)
@@ -295,10 +310,12 @@ func runKernel(ctx context.Context, t *testing.T, m Machine, pkgs []guestPackage
 		}
 		out := res.Outputs[i]
 		if !out.Finished && len(out.Output) == 0 {
+			durations.addPackage(s, p, out, nil)
 			continue // never started: the guest stopped before
 		}
 		t.Run(p.Rel, func(t *testing.T) {
-			n, err := reportPackage(ctx, t, p, out, filtered)
+			report, n, err := reportPackage(ctx, t, p, out, filtered)
+			durations.addPackage(s, p, out, report)
 			executed += n
 			if err != nil {
 				t.Error(err)
@@ -326,13 +343,13 @@ func kernelWarnings(console []byte) string {
 }
 
 // reportPackage converts one test binary's output into subtests of t and
-// returns how many guest tests ran without skipping.
-func reportPackage(ctx context.Context, t *testing.T, p guestPackage, out Output, filtered bool) (int, error) {
+// returns it, and how many guest tests ran without skipping.
+func reportPackage(ctx context.Context, t *testing.T, p guestPackage, out Output, filtered bool) (*packageReport, int, error) {
 	t.Logf("guest run took %v, exit code %d", out.Duration.Round(time.Millisecond), out.ExitCode)
 	report, err := test2json(ctx, p.ImportPath, out.Output)
 	if err != nil {
 		t.Logf("raw output:\n%s", out.Output)
-		return 0, err
+		return nil, 0, err
 	}
 	for _, gt := range report.Tests {
 		reportTest(t, gt)
@@ -341,26 +358,26 @@ func reportPackage(ctx context.Context, t *testing.T, p guestPackage, out Output
 	ran, executed := report.count()
 	switch {
 	case !out.Finished:
-		return executed, fmt.Errorf("the test binary did not finish (guest crash or timeout)%s", indentBlock(pkgOut))
+		return report, executed, fmt.Errorf("the test binary did not finish (guest crash or timeout)%s", indentBlock(pkgOut))
 	case out.ExitCode != 0 || report.Action == "fail":
 		if pkgOut == "" && !report.failedTest() {
 			pkgOut = string(out.Output) // nothing says why: show everything
 		}
-		return executed, fmt.Errorf("the test binary failed (exit code %d)%s", out.ExitCode, indentBlock(pkgOut))
+		return report, executed, fmt.Errorf("the test binary failed (exit code %d)%s", out.ExitCode, indentBlock(pkgOut))
 	case ran == 0 && benchmarked(pkgOut):
 		// A benchmark run (-test.bench with -test.run=^$) is not a
 		// test, but it ran.
 		t.Log(pkgOut)
-		return 1, nil
+		return report, 1, nil
 	case ran == 0 && filtered:
 		t.Skipf("no test matches the filter: %s", pkgOut)
 	case ran == 0:
-		return 0, fmt.Errorf("no tests ran: %s", pkgOut)
+		return report, 0, fmt.Errorf("no tests ran: %s", pkgOut)
 	}
 	if pkgOut != "" {
 		t.Log(pkgOut)
 	}
-	return executed, nil
+	return report, executed, nil
 }
 
 // benchResult is a benchmark's result line in a test binary's output.

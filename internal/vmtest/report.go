@@ -39,8 +39,10 @@ type event struct {
 
 // test2json converts a test binary's -test.v=test2json output with the go
 // tool of that name, which knows the framing better than any copy of it.
+// -t: without it (Go 1.26) the events carry no Elapsed, and every guest
+// test would seem to take no time.
 func test2json(ctx context.Context, importPath string, output []byte) (*packageReport, error) {
-	cmd := exec.CommandContext(ctx, "go", "tool", "test2json", "-p", importPath)
+	cmd := exec.CommandContext(ctx, "go", "tool", "test2json", "-t", "-p", importPath)
 	cmd.Stdin = bytes.NewReader(output)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -173,3 +173,17 @@ func TestBenchmarked(t *testing.T) {
 		}
 	}
 }
+
+// TestTest2JSONElapsed checks that a guest test's time survives the
+// conversion: the durations report and the shares depend on it.
+func TestTest2JSONElapsed(t *testing.T) {
+	const v = "\x16"
+	out := v + "=== RUN   TestSlow\n    x_test.go:3: hi\n" + v + "--- PASS: TestSlow (1.50s)\n" + v + "PASS\n"
+	report, err := test2json(t.Context(), "example/x", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Tests) != 1 || report.Tests[0].action != "pass" || report.Tests[0].elapsed != 1.5 {
+		t.Fatalf("tests %+v, want TestSlow passed in 1.5 s", report.Tests)
+	}
+}

@@ -264,35 +264,17 @@ func TestPackages(t *testing.T) {
 	})
 }
 
-// cosignVersion is the cosign the tests verify bundles with.
-const cosignVersion = "v2.6.5"
-
-// cosignBinary returns cosign from PATH or the cache, building it with go
-// install into the cache on first use (a few minutes; the cache is
-// vmtest's, keyed by version).
+// cosignBinary returns cosign from PATH or the cache, building it on first
+// use (vmtest.Cosign; make test's prepare step has done that already).
 func cosignBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	dir := filepath.Join(vmtest.CacheDir(), "tools", "cosign-"+cosignVersion)
-	bin := filepath.Join(dir, "cosign")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("cosign is not installed and the cache is not writable: %v", err)
-	}
-	tmp, err := os.MkdirTemp(dir, ".build-")
+	begin := time.Now()
+	bin, built, err := vmtest.Cosign().Fetch(t.Context(), vmtest.CacheDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(tmp)
-	begin := time.Now()
-	sh(t, tmp, []string{"GOBIN=" + tmp, "CGO_ENABLED=0"}, "go", "install", "github.com/sigstore/cosign/v2/cmd/cosign@"+cosignVersion)
-	if err := os.Rename(filepath.Join(tmp, "cosign"), bin); err != nil {
-		t.Fatal(err)
+	if built {
+		t.Logf("built cosign %s in %v: %s", vmtest.Cosign().Version, time.Since(begin).Round(time.Second), bin)
 	}
-	t.Logf("built cosign %s in %v: %s", cosignVersion, time.Since(begin).Round(time.Second), bin)
 	return bin
 }

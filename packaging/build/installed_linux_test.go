@@ -52,7 +52,7 @@ func TestInstalledSystem(t *testing.T) {
 	step("install", func(t *testing.T) {
 		// The README's apt line, from the directory the user downloaded to.
 		t.Log(runIn(t, guestDist, "sh", "install.sh"))
-		waitFor(t, "the service to be active", 60*time.Second, func() error {
+		waitFor(t, "the service to be active", startWait(t), func() error {
 			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running", "UnitFileState": "enabled"})
 		})
 		// Type=notify: active means READY=1, sent once policies enforce.
@@ -224,7 +224,7 @@ func TestInstalledSystem(t *testing.T) {
 		}
 		state := props(t)
 		t.Logf("right after: ActiveState=%s SubState=%s MainPID=%s", state["ActiveState"], state["SubState"], state["MainPID"])
-		waitFor(t, "systemd to restart the daemon", 60*time.Second, func() error {
+		waitFor(t, "systemd to restart the daemon", startWait(t), func() error {
 			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running", "NRestarts": "1"})
 		})
 		if mainPID(t) == pid {
@@ -259,7 +259,7 @@ func TestInstalledSystem(t *testing.T) {
 		}
 		runIn(t, "/", "systemctl", "daemon-reload")
 		runIn(t, "/", "systemctl", "start", "kubearmor")
-		waitFor(t, "the service to be active", 60*time.Second, func() error {
+		waitFor(t, "the service to be active", startWait(t), func() error {
 			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running"})
 		})
 		if status := props(t)["StatusText"]; !strings.HasPrefix(status, "enforcing ") || !strings.Contains(status, "AppArmor") {
@@ -302,7 +302,7 @@ func TestInstalledSystem(t *testing.T) {
 		}
 		runIn(t, "/", "systemctl", "daemon-reload")
 		runIn(t, "/", "systemctl", "start", "kubearmor")
-		waitFor(t, "the service to be active", 60*time.Second, func() error {
+		waitFor(t, "the service to be active", startWait(t), func() error {
 			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running"})
 		})
 		if status := props(t)["StatusText"]; !strings.Contains(status, "bpf is in the LSM list") {
@@ -412,6 +412,23 @@ func unitProps() (map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+// startWait is how long a step waits for the service to become active: as
+// long as systemd itself would (the unit's TimeoutStartSec, after its
+// RestartSec), so the test never gives up on a start that the unit allows.
+func startWait(t *testing.T) time.Duration {
+	t.Helper()
+	p := props(t)
+	var total time.Duration
+	for _, key := range []string{"TimeoutStartUSec", "RestartUSec"} {
+		d, err := time.ParseDuration(strings.ReplaceAll(strings.ReplaceAll(p[key], "min", "m"), " ", ""))
+		if err != nil {
+			t.Fatalf("%s=%q: %v", key, p[key], err)
+		}
+		total += d
+	}
+	return total + 5*time.Second
 }
 
 func props(t *testing.T) map[string]string {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kubearmor/kubearmor-host/internal/vmtest"
 )
@@ -75,13 +74,7 @@ func TestSystem(t *testing.T) {
 	if err := os.WriteFile(install, []byte("set -ex\n"+strings.Join(apt, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	root := vmtest.DefaultDebianRoot()
-	vmtest.RunTests(t, vmtest.Suite{
-		Packages: []string{"./packaging/build"},
-		Files:    []vmtest.File{{HostPath: b.dist, GuestPath: guestDist}},
-		Kernels:  vmtest.DefaultKernelPackages()[:1],
-		Run:      "^TestInstalledSystem$",
-		Root:     &root,
-		Timeout:  10 * time.Minute,
-	})
+	suite := vmtest.SystemSuite()
+	suite.Files = []vmtest.File{{HostPath: b.dist, GuestPath: guestDist}}
+	vmtest.RunTests(t, suite)
 }

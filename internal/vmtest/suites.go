@@ -1,0 +1,56 @@
+package vmtest
+
+import "time"
+
+// GuestPackages are the packages whose tests also run in the QEMU guests
+// (TestGuests), as go package patterns relative to the module root. Add
+// yours here; use testutils.RequireGuest in tests that only make sense
+// there. Every one runs on every kernel; see README.md for where a new
+// guest test goes and how long it may take.
+var guestPackages = []string{
+	"./enforcer/detect",
+	"./enforcer/bpflsm",
+	"./enforcer/apparmor",
+	"./enforcer/alertloss",
+	"./cmd/kubearmor",
+}
+
+// guestBinaries are programs built statically and installed in the guests
+// for the guest tests to run.
+var guestBinaries = []Binary{
+	{Package: "./cmd/kubearmor", GuestPath: "/usr/local/bin/kubearmor"},
+}
+
+// guestFiles are host files the guest tests use: apparmor_parser (from the
+// apparmor package), for the AppArmor enforcer's tests and benchmark;
+// setpriv (util-linux), to run the daemon with only the unit's capabilities.
+var guestFiles = []File{
+	{HostPath: "/usr/sbin/apparmor_parser", GuestPath: "/usr/sbin/apparmor_parser", Libraries: true},
+	{HostPath: "/usr/bin/setpriv", GuestPath: "/usr/bin/setpriv", Libraries: true},
+}
+
+// guestShares are the guest tests allowed more than DefaultShare, with
+// what they were measured to take on a cold machine (make test, both
+// kernels) and why they need it.
+var guestShares = map[string]time.Duration{}
+
+// GuestSuite is what TestGuests runs: every guest package on every kernel.
+func GuestSuite() Suite {
+	return Suite{Name: "guests", Packages: guestPackages, Binaries: guestBinaries, Files: guestFiles, Shares: guestShares}
+}
+
+// SystemSuite is what packaging/build's TestSystem runs: TestInstalledSystem
+// in Debian 12 booted with systemd as PID 1, on bookworm's own kernel only
+// (it tests the package and its unit, not the kernel). The caller adds the
+// packages to install (Files).
+func SystemSuite() Suite {
+	root := DefaultDebianRoot()
+	return Suite{
+		Name:     "system",
+		Packages: []string{"./packaging/build"},
+		Kernels:  DefaultKernelPackages()[:1],
+		Run:      "^TestInstalledSystem$",
+		Root:     &root,
+		Timeout:  10 * time.Minute,
+	}
+}
