@@ -49,6 +49,10 @@ test: deps check-generate vet prepare host fuzz guests
 # When make started, for the total make test prints.
 MAKE_STARTED := $(shell date +%s)
 
+# timed runs a command, shown first, and says how long its target took.
+timed = echo '$(subst ','"'"',$(1))'; start=$$(date +%s); $(1); rc=$$?; \
+	echo "make $@: $$(( $$(date +%s) - start )) s"; exit $$rc
+
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -90,11 +94,11 @@ DURATIONS  := $(BIN)/vmtest-durations.txt
 # The kernels, the Debian root, cosign and the guests' test binaries, each
 # cached; prints what each took.
 prepare:
-	$(GO) run ./internal/vmtest/prepare
+	@$(call timed,$(GO) run ./internal/vmtest/prepare)
 
 # Unit and host-kernel tests: every package but the guest ones.
 host:
-	$(GO) test -count=1 -timeout 20m $(HOST_PKGS)
+	@$(call timed,$(GO) test -count=1 -timeout 20m $(HOST_PKGS))
 
 # Every package, as one go test run (the guests then share the cores with
 # the other packages' tests: for a quick local run, not for timing).
@@ -105,12 +109,13 @@ unit:
 # against its limit.
 guests:
 	@mkdir -p $(BIN); rm -f $(DURATIONS)
-	@KUBEARMOR_VMTEST_DURATIONS=$(CURDIR)/$(DURATIONS) $(GO) test -count=1 -p 1 -timeout 60m $(addprefix ./,$(GUEST_PKGS)); rc=$$?; \
+	@start=$$(date +%s); KUBEARMOR_VMTEST_DURATIONS=$(CURDIR)/$(DURATIONS) $(GO) test -count=1 -p 1 -timeout 60m $(addprefix ./,$(GUEST_PKGS)); rc=$$?; \
+	echo "make $@: $$(( $$(date +%s) - start )) s"; \
 	echo; echo "guest durations (each guest should take at most half its limit):"; \
 	cat $(DURATIONS) 2>/dev/null || echo "(none recorded)"; exit $$rc
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy
+	@$(call timed,$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s ./policy)
 
 # Only the VM tier, e.g. KUBEARMOR_VMTEST_RUN=TestPolicyLifecycle make vm.
 vm:

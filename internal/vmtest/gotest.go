@@ -314,8 +314,9 @@ func runKernel(ctx context.Context, t *testing.T, s Suite, m Machine, pkgs []gue
 			continue // never started: the guest stopped before
 		}
 		t.Run(p.Rel, func(t *testing.T) {
+			var report *packageReport
+			defer func() { durations.addPackage(s, p, out, report) }() // also past a Skip
 			report, n, err := reportPackage(ctx, t, p, out, filtered)
-			durations.addPackage(s, p, out, report)
 			executed += n
 			if err != nil {
 				t.Error(err)

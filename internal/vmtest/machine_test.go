@@ -174,6 +174,7 @@ func TestFixtureSuite(t *testing.T) {
 		t.Skip("runs only as the child of TestRunTestsVerdicts")
 	}
 	RunTests(t, Suite{
+		Name:     "fixture",
 		Packages: []string{"./internal/vmtest/testdata/fixture"},
 		Kernels:  KernelPackages()[:1],
 		CPUs:     1,

@@ -85,7 +85,7 @@ func Prepare(ctx context.Context, logf func(format string, args ...any), tools [
 				return "", err
 			}
 			_, err = buildAll(ctx, root, work, s, pkgs)
-			return fmt.Sprintf("%d packages and %d programs compiled", len(pkgs), len(s.Binaries)), err
+			return fmt.Sprintf("compiled (test packages %d, programs %d)", len(pkgs), len(s.Binaries)), err
 		}); err != nil {
 			return err
 		}
