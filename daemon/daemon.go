@@ -211,8 +211,8 @@ func Run(ctx context.Context, opts Options) error {
 // says which step it was: under emulation the kernel's verifier of the
 // enforcer's programs can take most of a minute.
 type startup struct {
-	begin, last                        time.Time
-	probe, enforcer, monitor, firstSet time.Duration
+	begin, last                             time.Time
+	probe, enforcer, monitor, firstSet, pin time.Duration
 }
 
 // mark ends a step: the time since the previous one goes to step.
@@ -227,7 +227,7 @@ func (s *startup) mark(step *time.Duration) {
 func (s *startup) attrs() []any {
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	return []any{"startup_ms", ms(time.Since(s.begin)), "probe_ms", ms(s.probe), "enforcer_ms", ms(s.enforcer),
-		"monitor_ms", ms(s.monitor), "first_set_ms", ms(s.firstSet)}
+		"monitor_ms", ms(s.monitor), "first_set_ms", ms(s.firstSet), "pin_ms", ms(s.pin)}
 }
 
 func posture(p config.Posture) policy.Posture {
@@ -265,6 +265,7 @@ func (d *daemon) run(ctx context.Context) error {
 	if pinned {
 		retireOthers(d.choice.Enforcer, d.opts.Config.BPFPinPath, d.log)
 	}
+	d.startup.mark(&d.startup.pin)
 
 	if d.monitor != nil {
 		telemetry := make(chan monitor.Event, telemetryQueue)

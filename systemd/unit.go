@@ -5,7 +5,9 @@ package systemd
 
 import (
 	_ "embed"
+	"fmt"
 	"strings"
+	"time"
 )
 
 // Unit is the text of kubearmor.service.
@@ -36,4 +38,20 @@ func capabilities(unit string) []string {
 		}
 	}
 	return caps
+}
+
+// StartTimeout returns the unit's TimeoutStartSec=, which the tests wait
+// for a daemon to start, so they allow what systemd allows. It takes the
+// forms the unit uses: a Go duration ("60s", "2min").
+func StartTimeout() (time.Duration, error) {
+	for _, l := range strings.Split(Unit, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "TimeoutStartSec="); ok {
+			d, err := time.ParseDuration(strings.ReplaceAll(v, "min", "m"))
+			if err != nil {
+				return 0, fmt.Errorf("kubearmor.service TimeoutStartSec=%s: %w", v, err)
+			}
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("kubearmor.service sets no TimeoutStartSec=")
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // TestVerify runs verify.sh: systemd-analyze verify on the unit, alone and
@@ -20,4 +21,17 @@ func TestVerify(t *testing.T) {
 		t.Fatalf("verify.sh: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestStartTimeout checks that the tests' wait for a start can be read
+// from the unit, and that it leaves room for a start under emulation (about
+// 10 s in the QEMU guests, make bench's BenchmarkStartup).
+func TestStartTimeout(t *testing.T) {
+	d, err := StartTimeout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d < 30*time.Second {
+		t.Errorf("TimeoutStartSec=%v: too short for a start under emulation", d)
+	}
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/enforcer/apparmor"
 	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
+	"github.com/kubearmor/kubearmor-host/systemd"
 )
 
 // guestBinary is where internal/vmtest installs the daemon in the guests.
@@ -201,14 +202,22 @@ func (p *proc) stop(t testing.TB) {
 }
 
 // startWait is how long a test waits for the daemon to start or say
-// something: the packaged unit's TimeoutStartSec (systemd/kubearmor.service),
-// so a test allows what the service manager allows. Under TCG a start takes
-// about 10 s (BenchmarkStartup); on hardware, under a second.
-const startWait = 60 * time.Second
+// something: the packaged unit's TimeoutStartSec, so a test allows what
+// the service manager allows. Under TCG a start takes about 10 s
+// (BenchmarkStartup); on hardware, under a second.
+func startWait(t testing.TB) time.Duration {
+	t.Helper()
+	d, err := systemd.StartTimeout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
 
 func (p *proc) waitLog(t testing.TB, parts ...string) string {
 	t.Helper()
-	deadline := time.After(startWait)
+	wait := startWait(t)
+	deadline := time.After(wait)
 	for {
 		select {
 		case l := <-p.logs:
@@ -216,14 +225,15 @@ func (p *proc) waitLog(t testing.TB, parts ...string) string {
 				return l
 			}
 		case <-deadline:
-			t.Fatalf("no log line with %q within %v", parts, startWait)
+			t.Fatalf("no log line with %q within %v", parts, wait)
 		}
 	}
 }
 
 func (p *proc) waitNotify(t testing.TB, prefix string) string {
 	t.Helper()
-	deadline := time.After(startWait)
+	wait := startWait(t)
+	deadline := time.After(wait)
 	for {
 		select {
 		case m := <-p.notify:
@@ -233,7 +243,7 @@ func (p *proc) waitNotify(t testing.TB, prefix string) string {
 				}
 			}
 		case <-deadline:
-			t.Fatalf("no sd_notify %q within %v", prefix, startWait)
+			t.Fatalf("no sd_notify %q within %v", prefix, wait)
 		}
 	}
 }

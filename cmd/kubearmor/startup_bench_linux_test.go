@@ -46,14 +46,17 @@ func BenchmarkStartup(b *testing.B) {
 			steps[m[1]] = m[2]
 		}
 		fmt.Fprintf(&rows, "| %d | %.1f |", i+1, ready.Seconds())
-		for _, k := range []string{"probe", "enforcer", "monitor", "first_set"} {
-			ms, _ := strconv.Atoi(steps[k])
+		for _, k := range []string{"startup", "probe", "enforcer", "monitor", "first_set", "pin"} {
+			ms, err := strconv.Atoi(steps[k])
+			if err != nil {
+				b.Fatalf("the ready line has no %s_ms: %q", k, line)
+			}
 			fmt.Fprintf(&rows, " %.1f |", float64(ms)/1000)
 		}
 		rows.WriteString("\n")
 	}
 	b.ReportMetric(total.Seconds()/starts, "s/start")
 	b.Logf("%s\nDaemon start-up, kernel %s, %d CPUs: process start to READY=1, and the daemon's steps (seconds)\n\n"+
-		"| start | to READY=1 | probe | enforcer load | monitor load | first policy set |\n|---|---|---|---|---|---|\n%s%s",
+		"| start | to READY=1 | in Run | probe | enforcer load | monitor load | first policy set | pin |\n|---|---|---|---|---|---|---|---|\n%s%s",
 		benchBegin, kernelRelease(), runtime.NumCPU(), rows.String(), benchEnd)
 }

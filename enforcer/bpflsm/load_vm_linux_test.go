@@ -71,7 +71,11 @@ func BenchmarkLoad(b *testing.B) {
 		}
 		costs = costs[:0]
 		for name, p := range coll.Programs {
-			costs = append(costs, parseVerifierStats(name, p.VerifierLog))
+			c := parseVerifierStats(name, p.VerifierLog)
+			if c.insns == 0 {
+				b.Fatalf("program %s: no statistics in its verifier log %q", name, p.VerifierLog)
+			}
+			costs = append(costs, c)
 		}
 		coll.Close()
 	}

@@ -27,6 +27,7 @@ type guestDurations struct {
 type packageDuration struct {
 	rel      string
 	duration time.Duration
+	started  bool
 	finished bool
 }
 
@@ -41,11 +42,17 @@ func (s Suite) share(pkgRel, test string) time.Duration {
 // addPackage records a package's run and, from its report (nil when the
 // output could not be read), the tests over their share.
 func (g *guestDurations) addPackage(s Suite, p guestPackage, out Output, report *packageReport) {
-	g.packages = append(g.packages, packageDuration{rel: p.Rel, duration: out.Duration, finished: out.Finished})
+	g.packages = append(g.packages, packageDuration{rel: p.Rel, duration: out.Duration,
+		started: out.Finished || len(out.Output) > 0, finished: out.Finished})
 	if report == nil {
 		return
 	}
 	for _, t := range report.Tests {
+		if t.action == "" {
+			// Started and never ended: the guest stopped in it.
+			g.overShare = append(g.overShare, fmt.Sprintf("%s.%s did not finish", p.Rel, t.name))
+			continue
+		}
 		took := time.Duration(t.elapsed * float64(time.Second))
 		if share := s.share(p.Rel, t.name); took > share {
 			g.overShare = append(g.overShare, fmt.Sprintf("%s.%s took %v, its share is %v", p.Rel, t.name, took.Round(time.Second), share))
@@ -72,7 +79,7 @@ func (g *guestDurations) String() string {
 	for _, p := range g.packages {
 		note := ""
 		switch {
-		case !p.finished && p.duration == 0:
+		case !p.started:
 			note = " (did not run)"
 		case !p.finished:
 			note = " (did not finish)"

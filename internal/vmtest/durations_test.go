@@ -13,10 +13,10 @@ import (
 func TestDurations(t *testing.T) {
 	s := Suite{Name: "guests", Shares: map[string]time.Duration{"cmd/kubearmor.TestLong": 3 * time.Minute}}
 	report := &packageReport{Tests: []*guestTest{
-		{name: "TestQuick", elapsed: 59},
-		{name: "TestSlow", elapsed: 61},       // over DefaultShare
-		{name: "TestLong", elapsed: 170},      // within its listed share
-		{name: "TestLonger", elapsed: 60 * 4}, // no share listed
+		{name: "TestQuick", action: "pass", elapsed: 59},
+		{name: "TestSlow", action: "fail", elapsed: 61},       // over DefaultShare
+		{name: "TestLong", action: "pass", elapsed: 170},      // within its listed share
+		{name: "TestLonger", action: "pass", elapsed: 60 * 4}, // no share listed
 	}}
 	tests := []struct {
 		name     string
@@ -45,15 +45,17 @@ func TestDurations(t *testing.T) {
 			name:  "over half, a package cut short and one never run",
 			total: 5*time.Minute + time.Second,
 			packages: func(g *guestDurations) {
-				g.addPackage(s, guestPackage{Rel: "enforcer/bpflsm"}, Output{Duration: 5 * time.Minute}, nil)
+				cut := &packageReport{Tests: []*guestTest{{name: "TestDone", action: "pass", elapsed: 1}, {name: "TestHung"}}}
+				g.addPackage(s, guestPackage{Rel: "enforcer/bpflsm"}, Output{Duration: 5 * time.Minute, Output: []byte("...")}, cut)
 				g.addPackage(s, guestPackage{Rel: "cmd/kubearmor"}, Output{}, nil)
 			},
 			want: []string{
 				"(50%), boot 5.2s; MORE THAN HALF ITS LIMIT\n",
 				"  enforcer/bpflsm     5m0s (did not finish)\n",
 				"  cmd/kubearmor         0s (did not run)\n",
+				"  OVER ITS SHARE: enforcer/bpflsm.TestHung did not finish\n",
 			},
-			notWant: []string{"OVER ITS SHARE"},
+			notWant: []string{"TestDone"},
 		},
 	}
 	for _, tt := range tests {

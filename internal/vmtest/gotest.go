@@ -58,7 +58,8 @@ type Suite struct {
 	Run string
 	// Args are extra flags for the guest test binaries, after ArgsEnv's.
 	Args []string
-	// Timeout bounds one kernel's boot and run; TimeoutEnv or DefaultTimeout if 0.
+	// Timeout bounds one kernel's boot and run: its limit. TimeoutEnv
+	// overrides it; DefaultTimeout if 0.
 	Timeout time.Duration
 	// Shares are the top-level guest tests allowed more than DefaultShare,
 	// by "<package dir>.<Test>" (e.g. "cmd/kubearmor.TestSurvivesKill"); a
@@ -175,11 +176,7 @@ func RunTests(t *testing.T, s Suite) {
 		t.Fatal(err)
 	}
 
-	kernelPkgs := s.Kernels
-	if len(kernelPkgs) == 0 {
-		kernelPkgs = KernelPackages()
-	}
-	for _, kp := range kernelPkgs {
+	for _, kp := range s.kernelPackages() {
 		begin := time.Now()
 		k, err := FetchKernel(ctx, CacheDir(), kp)
 		if err != nil {
@@ -223,6 +220,14 @@ func buildImage(ctx context.Context, t *testing.T, work string, root *DebianRoot
 	return BuildSystemImage(filepath.Join(work, "system.cpio"), archive, g)
 }
 
+// kernelPackages are the kernels the suite boots.
+func (s Suite) kernelPackages() []string {
+	if len(s.Kernels) > 0 {
+		return s.Kernels
+	}
+	return KernelPackages()
+}
+
 func (s Suite) runFilter() string {
 	if s.Run != "" {
 		return s.Run
@@ -237,15 +242,17 @@ func packagePatterns(pkgs []string) []string {
 	return pkgs
 }
 
+// suiteTimeout is one kernel's limit: TimeoutEnv if set (benchmarks run
+// far longer than the tests), else the suite's, else DefaultTimeout.
 func suiteTimeout(d time.Duration) (time.Duration, error) {
-	if d != 0 {
-		return d, nil
-	}
 	if env := os.Getenv(TimeoutEnv); env != "" {
 		d, err := time.ParseDuration(env)
 		if err != nil {
 			return 0, fmt.Errorf("parse %s: %w", TimeoutEnv, err)
 		}
+		return d, nil
+	}
+	if d != 0 {
 		return d, nil
 	}
 	return DefaultTimeout, nil

@@ -17,11 +17,7 @@ func Prepare(ctx context.Context, logf func(format string, args ...any), tools [
 	cache := CacheDir()
 	var kernels []string
 	for _, s := range suites {
-		ks := s.Kernels
-		if len(ks) == 0 {
-			ks = KernelPackages()
-		}
-		for _, k := range ks {
+		for _, k := range s.kernelPackages() {
 			if !slices.Contains(kernels, k) {
 				kernels = append(kernels, k)
 			}

@@ -156,6 +156,10 @@ func (m Machine) Run(ctx context.Context) (*Result, error) {
 	}
 	parser := newResultParser(m.Initramfs, start)
 	readErr := parser.read(stdout)
+	if parser.current >= 0 {
+		// Cut short: what it ran for goes in the durations report.
+		parser.outputs[parser.current].Duration = time.Since(parser.began)
+	}
 	waitErr := cmd.Wait()
 	res.Duration = time.Since(start)
 	console, _ := os.ReadFile(consolePath)
