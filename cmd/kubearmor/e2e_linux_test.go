@@ -203,8 +203,8 @@ func (p *proc) stop(t testing.TB) {
 
 // startWait is how long a test waits for the daemon to start or say
 // something: the packaged unit's TimeoutStartSec, so a test allows what
-// the service manager allows. Under TCG a start takes about 10 s
-// (BenchmarkStartup); on hardware, under a second.
+// the service manager allows. Under TCG a start takes 7-10 s
+// (BenchmarkStartup).
 func startWait(t testing.TB) time.Duration {
 	t.Helper()
 	d, err := systemd.StartTimeout()
