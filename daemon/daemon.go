@@ -129,8 +129,8 @@ type daemon struct {
 // Run runs the daemon until ctx is cancelled.
 func Run(ctx context.Context, opts Options) error {
 	cfg, log := opts.Config, opts.Logger
-	var up startup
-	up.begin = time.Now()
+	now := time.Now()
+	up := startup{begin: now, last: now}
 	report := detect.Probe(ctx)
 	up.mark(&up.probe)
 	for _, n := range report.Notes {
@@ -218,9 +218,6 @@ type startup struct {
 // mark ends a step: the time since the previous one goes to step.
 func (s *startup) mark(step *time.Duration) {
 	now := time.Now()
-	if s.last.IsZero() {
-		s.last = s.begin
-	}
 	*step, s.last = now.Sub(s.last), now
 }
 

@@ -41,17 +41,28 @@ func capabilities(unit string) []string {
 }
 
 // StartTimeout returns the unit's TimeoutStartSec=, which the tests wait
-// for a daemon to start, so they allow what systemd allows. It takes the
-// forms the unit uses: a Go duration ("60s", "2min").
+// for a daemon to start, so they allow what systemd allows.
 func StartTimeout() (time.Duration, error) {
 	for _, l := range strings.Split(Unit, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "TimeoutStartSec="); ok {
-			d, err := time.ParseDuration(strings.ReplaceAll(v, "min", "m"))
+			d, err := ParseTimespan(v)
 			if err != nil {
-				return 0, fmt.Errorf("kubearmor.service TimeoutStartSec=%s: %w", v, err)
+				return 0, fmt.Errorf("kubearmor.service TimeoutStartSec=: %w", err)
 			}
 			return d, nil
 		}
 	}
 	return 0, fmt.Errorf("kubearmor.service sets no TimeoutStartSec=")
+}
+
+// ParseTimespan parses a time span as a unit writes it and systemctl show
+// prints it ("60s", "1min 30s", "100ms"), in the units up to minutes and
+// hours that a start or restart takes; "infinity" and longer units are
+// errors.
+func ParseTimespan(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.ReplaceAll(strings.ReplaceAll(s, "min", "m"), " ", ""))
+	if err != nil {
+		return 0, fmt.Errorf("time span %q: %w", s, err)
+	}
+	return d, nil
 }

@@ -35,3 +35,31 @@ func TestStartTimeout(t *testing.T) {
 		t.Errorf("TimeoutStartSec=%v: too short for a start under emulation", d)
 	}
 }
+
+func TestParseTimespan(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration // 0: an error
+	}{
+		{"60s", time.Minute},
+		{"1min", time.Minute},
+		{"1min 30s", 90 * time.Second},
+		{"100ms", 100 * time.Millisecond},
+		{"2s 500ms", 2500 * time.Millisecond},
+		{"1h 2min", time.Hour + 2*time.Minute},
+		{"infinity", 0},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		got, err := ParseTimespan(tt.in)
+		if tt.want == 0 {
+			if err == nil {
+				t.Errorf("ParseTimespan(%q) = %v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ParseTimespan(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}

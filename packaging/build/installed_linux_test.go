@@ -422,9 +422,9 @@ func startWait(t *testing.T) time.Duration {
 	p := props(t)
 	var total time.Duration
 	for _, key := range []string{"TimeoutStartUSec", "RestartUSec"} {
-		d, err := time.ParseDuration(strings.ReplaceAll(strings.ReplaceAll(p[key], "min", "m"), " ", ""))
+		d, err := systemd.ParseTimespan(p[key])
 		if err != nil {
-			t.Fatalf("%s=%q: %v", key, p[key], err)
+			t.Fatalf("%s: %v", key, err)
 		}
 		total += d
 	}
