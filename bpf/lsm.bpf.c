@@ -34,6 +34,25 @@ enum ka_proto {
 	KA_PROTO_MAX = KA_PROTO_PACKET,
 };
 
+/* Settings user space writes once, at load. */
+struct ka_settings {
+	__u32 userns; /* enum ka_userns */
+	__u32 pad;
+};
+
+enum ka_userns {
+	KA_USERNS_ALLOW = 0,
+	KA_USERNS_AUDIT = 1,
+	KA_USERNS_BLOCK = 2,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ka_settings);
+} settings SEC(".maps");
+
 /* An alert record: this header, then the object path, then the executable
  * path (no NULs; lengths in the header). */
 struct alert {
@@ -53,6 +72,8 @@ struct alert {
 	__u8 flags;   /* enum ka_event_flag */
 	__u16 path_len;
 	__u16 exe_len;
+	__u8 exe_flags; /* the executable path's KA_EV_* flags (KA_EV_NO_HOST) */
+	__u8 pad[3];
 	__u8 comm[16];
 };
 
@@ -73,6 +94,8 @@ struct ka_btf_types {
 	enum ka_key_type key_type;
 	enum ka_node_flag node_flag;
 	enum ka_proto proto;
+	enum ka_userns userns;
+	struct ka_settings settings;
 	struct alert alert;
 };
 const struct ka_btf_types *ka_unused_types __attribute__((unused));
@@ -139,6 +162,7 @@ static __always_inline void fill_header(struct alert *a, const struct decision *
 	a->flags = o->flags | d->flags;
 	a->path_len = 0;
 	a->exe_len = 0;
+	a->exe_flags = 0;
 	bpf_get_current_comm(a->comm, sizeof(a->comm));
 }
 
@@ -150,13 +174,42 @@ static __always_inline void account(const struct decision *d)
 		count(KA_CNT_AUDITED);
 }
 
+/* subject_exe fills paths[KA_PATH_EXE] with the current task's executable:
+ * the program a loader runs, in a process that is it (task_idents), else
+ * its executable file. */
+__attribute__((noinline)) int ka_subject_exe(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_ident *id = bpf_task_storage_get(&task_idents, task, 0, 0);
+	struct path_buf *pb;
+	__u32 len, start;
+
+	if (!id) {
+		collect_file_here(BPF_CORE_READ(task, mm, exe_file), KA_PATH_EXE);
+		return 0;
+	}
+	pb = bpf_map_lookup_elem(&paths, &(__u32){KA_PATH_EXE});
+	if (!pb)
+		return 0;
+	len = id->len & (KA_PATH_MAX - 1);
+	start = (KA_PATH_MAX - 1 - len) & (KA_PATH_MAX - 1);
+	bpf_probe_read_kernel(&pb->buf[start], len, id->path);
+	split_string(KA_PATH_EXE, start);
+	pb->flags = id->flags;
+	return 0;
+}
+
+static __always_inline void subject_exe(void)
+{
+	ka_subject_exe();
+}
+
 /* emit reports a decision with the object path (if with_path) and the
  * executable's path, building the strings only now. */
 static __always_inline void emit(const struct decision *d, const struct op_info *o, int with_path)
 {
 	__u32 zero = 0, plen = 0, elen = 0;
 	struct alert_buf *e = bpf_map_lookup_elem(&evbuf, &zero);
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct path_buf *obj, *exe;
 	__u8 flags = o->flags | d->flags;
 
@@ -174,11 +227,12 @@ static __always_inline void emit(const struct decision *d, const struct op_info 
 			bpf_probe_read_kernel(e->data, plen, &obj->buf[obj->start & (KA_PATH_MAX - 1)]);
 		}
 	}
-	collect_file(BPF_CORE_READ(task, mm, exe_file), KA_PATH_EXE);
+	subject_exe();
 	exe = path_string(KA_PATH_EXE);
 	if (exe) {
-		if (exe->flags)
+		if (exe->flags & KA_EV_PATH_TRUNCATED)
 			flags |= KA_EV_EXE_TRUNCATED;
+		e->hdr.exe_flags = exe->flags;
 		elen = path_len(exe);
 		barrier_var(elen);
 		elen &= KA_PATH_MAX - 1;
@@ -233,7 +287,7 @@ static __always_inline void subject_source(__u64 gen, struct task_src *out)
 	out->source = 0;
 	out->flags = 0;
 	out->unknown = 0;
-	collect_file(exe, KA_PATH_EXE);
+	subject_exe();
 	w = start_walk(gen, 0, 0);
 	if (!w)
 		return;
@@ -249,15 +303,61 @@ static __always_inline void subject_source(__u64 gen, struct task_src *out)
 
 /* After an exec the cached identity is stale; the new executable's file may
  * even sit where an older one was freed, so the pointer alone cannot tell. */
+/*
+ * Loaders. A dynamic loader run as a program (ld.so PROGRAM) maps PROGRAM
+ * itself: the kernel's exec is the loader's. A loader is a file the kernel
+ * has mapped as a program's ELF interpreter (or that user space named one:
+ * enforcer/bpflsm seeds the system's), root-owned and not writable by group
+ * or others; the mark lives in its inode's storage, so a copy is no loader.
+ * A process whose program is a loader and that got no interpreter of its
+ * own (a loader has none) takes as its identity the first other file it
+ * maps executable: that mapping is decided as its exec, and from then on
+ * the process, and what it forks, is that program (task_idents).
+ *
+ * The phases: bprm_committed_creds (past the point of no return) ->
+ * LOADING, in which the kernel maps the program and its interpreter ->
+ * sched_process_exec -> RUNNING.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_INODE_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} loaders SEC(".maps");
+
+/* After an exec the cached identity is stale; the new executable's file may
+ * even sit where an older one was freed, so the pointer alone cannot tell. */
 SEC("lsm/bprm_committed_creds")
 int BPF_PROG(ka_bprm_committed, struct linux_binprm *bprm)
 {
-	struct task_src *ts = bpf_task_storage_get(&task_srcs, bpf_get_current_task_btf(), 0, 0);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct file *f = bprm->file;
 
-	if (ts)
-		ts->gen = 0;
+	bpf_task_storage_delete(&task_idents, task);
+	if (!ts)
+		return 0;
+	ts->gen = 0;
+	ts->phase = KA_PHASE_LOADING;
+	ts->interp = 0;
+	ts->ident = KA_IDENT_EXE;
+	ts->loader = f && bpf_inode_storage_get(&loaders, f->f_inode, 0, 0) != NULL;
 	return 0;
 }
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(ka_exec_done, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, bpf_get_current_task_btf(), 0, 0);
+
+	if (!ts || ts->phase != KA_PHASE_LOADING)
+		return 0;
+	ts->phase = KA_PHASE_RUNNING;
+	if (ts->loader && !ts->interp)
+		ts->ident = KA_IDENT_PENDING;
+	return 0;
+}
+
 
 /* prev passes on the denial of an earlier BPF program on the hook. It
  * returns a constant: the verifier must see the return value within
@@ -271,6 +371,30 @@ static __always_inline int prev(int ret)
 static __always_inline int deny(const struct decision *d, int err)
 {
 	return (d->verdict == KA_BLOCK || d->verdict == KA_POSTURE_BLOCK) ? -err : 0;
+}
+
+/* A child is what its parent is, a program a loader runs included. */
+SEC("lsm/task_alloc")
+int BPF_PROG(ka_task_alloc, struct task_struct *task, unsigned long clone_flags, int ret)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct task_src *pts = bpf_task_storage_get(&task_srcs, cur, 0, 0), *cts;
+	struct task_ident *id;
+
+	if (ret)
+		return prev(ret);
+	if (!pts || pts->ident == KA_IDENT_EXE)
+		return 0;
+	id = bpf_task_storage_get(&task_idents, cur, 0, 0);
+	if (id)
+		bpf_task_storage_get(&task_idents, task, id, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	cts = bpf_task_storage_get(&task_srcs, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (cts) {
+		cts->gen = 0;
+		cts->ident = pts->ident;
+		cts->loader = pts->loader;
+	}
+	return 0;
 }
 
 static __always_inline __u32 fsuid(void)
@@ -294,82 +418,95 @@ static __always_inline int subject_known(__u64 gen)
 /* remember_file records in the file cache that no rule of kind can decide
  * on inode as (mnt, dentry) under the decision's generation and names
  * epoch nep, keeping the kinds an entry for the same name already has. */
-static __always_inline void remember_file(struct inode *inode, struct vfsmount *mnt, struct dentry *dentry,
+static __always_inline void remember_file(struct inode *inode, __u64 mnt, __u64 dentry,
 					  const struct decision *d, __u64 nep, __u8 kind, int sourced)
 {
 	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
-	struct fcache_val v = {}, *old;
+	struct fcache_val *v = bpf_map_lookup_elem(&fcache_scratch, &(__u32){0}), *old;
 
-	if (!c)
+	if (!c || !v)
 		return;
-	v.gen = d->gen;
-	v.epoch = nep;
+	v->gen = d->gen;
+	v->epoch = nep;
 	/* Numbers, as the value holds them. */
-	v.mnt = as_number(c, mnt);
-	v.dentry = as_number(c, dentry);
-	v.kinds = 1U << kind;
-	v.sourced = sourced ? 1U << kind : 0;
+	v->mnt = mnt; /* canonical, as the directory cache's */
+	v->dentry = dentry;
+	v->kinds = 1U << kind;
+	v->sourced = sourced ? 1U << kind : 0;
 	old = bpf_inode_storage_get(&fcache, inode, 0, 0);
-	if (old && old->gen == v.gen && old->epoch == v.epoch && old->mnt == v.mnt && old->dentry == v.dentry) {
-		if ((old->kinds & v.kinds) == v.kinds)
+	if (old && old->gen == v->gen && old->epoch == v->epoch && old->mnt == v->mnt && old->dentry == v->dentry) {
+		if ((old->kinds & v->kinds) == v->kinds)
 			return; /* another program made it meanwhile */
-		v.kinds |= old->kinds;
-		v.sourced |= old->sourced;
+		v->kinds |= old->kinds;
+		v->sourced |= old->sourced;
 	}
 	bpf_inode_storage_delete(&fcache, inode);
-	bpf_inode_storage_get(&fcache, inode, &v, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	bpf_inode_storage_get(&fcache, inode, v, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 /*
- * check_path decides op on (mnt, dentry). The dentry may be negative (a
- * name about to be created), which its creator will own. For an open or an
- * exec, inode is the file's (else NULL): the file cache may know that no
- * rule can decide on it. Otherwise the parent directory's cache entry
- * usually spares the walk from the root, and for a name no rule can match
- * (unnamed), everything else too.
+ * check_any decides op on an object: (mntn, dentn) as numbers, for the walk,
+ * and inon, its inode, for the owner; or, where the verifier knows them, the
+ * typed (mnt, dentry), from which it makes the numbers once the fast path is
+ * passed. The dentry may be negative (a name about to be created), which its
+ * creator will own; no dentry at all is an object that cannot be known
+ * (decided as unresolvable). Where the verifier knows
+ * the pointers (mnt, dentry, finode: the typed ones, else NULL) the caches
+ * serve: for an open or an exec, finode is the file's, and the file cache
+ * may know that no rule can decide on it. Otherwise the parent directory's
+ * cache entry usually spares the walk from the root, and for a name no rule
+ * can match (unnamed), everything else too.
  */
-static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry,
-				      struct inode *finode)
+static __always_inline int check_any(__u8 kind, __u8 op, __u8 evflags, struct vfsmount *mnt, struct dentry *dentry,
+				     struct inode *finode, __u64 mntn, __u64 dentn, __u64 inon)
 {
 	const struct fcache_val *fe;
-	struct op_info o = {.kind = kind, .op = op};
+	struct op_info o = {.kind = kind, .op = op, .flags = evflags};
 	const struct dcache_val *cv = NULL;
-	struct dentry *parent;
+	struct dentry *parent = NULL;
 	struct kind_cfg *cfg;
 	struct decision d;
 	struct task_src src;
-	struct inode *inode;
 	__u8 not_owner;
 	__u64 *claim, ep, nep = 0;
 	__u32 len = 0, uid;
-	int cacheable;
+	int cacheable = 0;
 
 	cfg = begin(kind, &d);
 	if (!cfg)
 		return 0;
-	if (finode) {
+	if (finode && (dentn || dentry)) {
 		/* Read before the directory cache: a rename meanwhile makes
-		 * the file entry made below stale at once. */
+		 * the file entry made below stale at once. The typed pointers
+		 * compare as they are: no number is made on the fast path. */
 		nep = read_epoch(KA_EPOCH_NAMES);
-		fe = cached_file(finode, mnt, dentry, d.gen, nep, kind);
+		fe = dentry ? cached_file(finode, (__u64)mnt, (__u64)dentry, d.gen, nep, kind)
+			    : cached_file(finode, mntn, dentn, d.gen, nep, kind);
 		if (fe && (!(fe->sourced & (1U << kind)) || subject_known(d.gen))) {
 			count(KA_CNT_FAST);
 			return 0;
 		}
 	}
 	ep = read_epoch(KA_EPOCH_NAMESPACE);
-	parent = dentry->d_parent;
-	cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != mnt->mnt_root;
+	if (mnt && dentry) {
+		parent = dentry->d_parent;
+		cacheable = !cfg->dfa_start && parent && parent != dentry && dentry != mnt->mnt_root;
+	}
 	if (cacheable)
 		cv = cached_parent(mnt, dentry, parent, d.gen, ep, &len);
 	/* The fast path: no rule can match, so no scratch, no owner, no
 	 * subject. It reads no setting of the generation but has_rules: the
 	 * entry holds what it needs, made from settings that were not
 	 * rewritten meanwhile. */
+	if (dentry) {
+		mntn = to_number(mnt);
+		dentn = to_number(dentry);
+		inon = to_number(dentry->d_inode);
+	}
 	if (cv && unnamed(cv, len) && (!cv->sourced || subject_known(d.gen))) {
 		count(KA_CNT_FAST);
 		if (finode)
-			remember_file(finode, mnt, dentry, &d, nep, kind, cv->sourced);
+			remember_file(finode, cv->mnt, dentn, &d, nep, kind, cv->sourced);
 		return 0;
 	}
 	claim = claim_scratch();
@@ -378,26 +515,79 @@ static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, 
 		emit_bare(&d, &o);
 		return deny(&d, KA_EACCES);
 	}
-	inode = BPF_CORE_READ(dentry, d_inode);
 	uid = fsuid();
-	o.owner = inode ? BPF_CORE_READ(inode, i_uid.val) : uid;
+	o.owner = inon ? BPF_CORE_READ((struct inode *)inon, i_uid.val) : uid;
 	not_owner = o.owner != uid;
 	subject_source(d.gen, &src);
-	if (cv) {
+	if (!dentn) {
+		count(KA_CNT_DECISIONS);
+		unresolvable(cfg, kind, NULL, &d);
+		o.flags |= KA_EV_PATH_TRUNCATED;
+	} else if (cv) {
 		decide_cached(cfg, kind, op, not_owner, &src, cv, dentry, &d);
 	} else {
-		collect_path(mnt, dentry, KA_PATH_OBJECT);
+		ka_collect_path(mntn, dentn, KA_PATH_OBJECT);
 		decide_path(cfg, kind, op, not_owner, &src, &d);
 		if (cacheable)
 			remember_parent(cfg, mnt, parent, ep, &d);
 	}
 	if (d.verdict >= KA_AUDIT) {
 		if (cv)
-			collect_path(mnt, dentry, KA_PATH_OBJECT); /* the alert names the path */
-		emit(&d, &o, 1);
+			ka_collect_path(mntn, dentn, KA_PATH_OBJECT); /* the alert names the path */
+		emit(&d, &o, dentn != 0);
 	}
 	release_scratch(claim);
 	return deny(&d, KA_EACCES);
+}
+
+/* check_path decides op on (mnt, dentry), pointers the verifier knows. */
+static __always_inline int check_path(__u8 kind, __u8 op, struct vfsmount *mnt, struct dentry *dentry,
+				      struct inode *finode, __u8 evflags)
+{
+	return check_any(kind, op, evflags, mnt, dentry, finode, 0, 0, 0);
+}
+
+static __always_inline int is_overlay(struct inode *inode)
+{
+	return inode->i_sb->s_magic == KA_OVERLAYFS_MAGIC;
+}
+
+/*
+ * check_file decides op on the file f is. An overlay's file is decided as
+ * its layer's, the file that holds the bytes; a layer's file opened under
+ * the overlay's path (6.1) as its inode's own dentry. Those pointers are
+ * not the verifier's typed ones, so the directory cache does not serve them.
+ */
+static __always_inline int check_file(__u8 kind, __u8 op, struct file *f, __u8 evflags)
+{
+	struct inode *inode = f->f_inode, *ti = NULL;
+	struct dentry *dentry = f->f_path.dentry, *td = NULL, *d;
+	struct vfsmount *tm = NULL, *m;
+	__u64 mn = 0, dn = 0, in = 0;
+	struct file *real;
+
+	if (!is_overlay(inode)) {
+		ti = inode;
+		if (dentry->d_inode == inode) {
+			tm = f->f_path.mnt;
+			td = dentry; /* check_any makes the numbers when it needs them */
+		} else {
+			file_object(f, &m, &d);
+			dn = to_number(d);
+			in = to_number(inode);
+		}
+	} else {
+		real = real_file(f);
+		if (real) {
+			file_object(real, &m, &d);
+			mn = to_number(m);
+			dn = to_number(d);
+			in = (__u64)BPF_CORE_READ(real, f_inode);
+		}
+	}
+	/* One call, not one per case: each is a copy of the decision for the
+	 * verifier to walk. */
+	return check_any(kind, op, evflags, tm, td, ti, mn, dn, in);
 }
 
 SEC("lsm/bprm_check_security")
@@ -408,8 +598,12 @@ int BPF_PROG(ka_bprm_check, struct linux_binprm *bprm, int ret)
 	if (ret)
 		return prev(ret);
 	f = bprm->file;
-	return check_path(KA_KIND_PROCESS, KA_OP_EXEC, f->f_path.mnt, f->f_path.dentry, f->f_inode);
+	return check_file(KA_KIND_PROCESS, KA_OP_EXEC, f, 0);
 }
+
+#define KA_S_IFMT 0170000
+#define KA_S_IFDIR 0040000
+#define KA_S_IFREG 0100000
 
 #define KA_FMODE_WRITE 0x2
 #define KA_FMODE_EXEC 0x20
@@ -428,13 +622,15 @@ int BPF_PROG(ka_file_open, struct file *file, int ret)
 	 * which process rules decide in bprm_check_security. */
 	if (mode & KA_FMODE_EXEC)
 		return 0;
+	/* An overlay's regular file: the overlay opens its layer's file next,
+	 * and that open is decided, as the host names that file. */
+	if ((file->f_inode->i_mode & KA_S_IFMT) == KA_S_IFREG && is_overlay(file->f_inode))
+		return 0;
 	if ((mode & KA_FMODE_WRITE) || (file->f_flags & KA_O_TRUNC))
 		op = KA_OP_OPEN_WRITE;
-	return check_path(KA_KIND_FILE, op, file->f_path.mnt, file->f_path.dentry, file->f_inode);
+	return check_file(KA_KIND_FILE, op, file, 0);
 }
 
-#define KA_S_IFMT 0170000
-#define KA_S_IFDIR 0040000
 
 static __always_inline int is_dir(struct dentry *d)
 {
@@ -443,34 +639,240 @@ static __always_inline int is_dir(struct dentry *d)
 	return inode && (BPF_CORE_READ(inode, i_mode) & KA_S_IFMT) == KA_S_IFDIR;
 }
 
+/*
+ * Executable mappings. mmap or mprotect with PROT_EXEC of a file is decided
+ * by the process rules as an exec of that file (KA_OP_EXEC_MAP: no posture,
+ * so libraries keep loading under an allow-list), except the program's own
+ * mappings (decided at its exec) and, in a process a loader runs, the first
+ * other file: that is the program (see loaders). Memory that is not the
+ * file's (no file, or private pages a writable mapping may have changed:
+ * SELinux's execmem and execmod) is anonymous: KA_OP_EXEC_ANON, which only
+ * the anonymousMapExec preset decides.
+ */
+#define KA_PROT_WRITE 0x2
+#define KA_PROT_EXEC 0x4
+#define KA_MAP_TYPE 0x3
+#define KA_MAP_PRIVATE 0x2
+#define KA_VM_EXEC 0x4
+#define KA_VM_SHARED 0x8
+#define KA_HOW_MPROTECT 0x80000000 /* in an alert's res1: made executable by mprotect */
+
+/* check_anon decides making anonymous memory executable; prot and how (the
+ * mmap flags, or for mprotect KA_HOW_MPROTECT and MAP_SHARED or
+ * MAP_PRIVATE as the mapping is) go in the alert. */
+__attribute__((noinline)) int ka_check_anon(__u32 prot, __u32 how)
+{
+	struct op_info o = {.kind = KA_KIND_PROCESS, .op = KA_OP_EXEC_ANON, .res0 = prot, .res1 = how};
+	struct kind_cfg *cfg;
+	struct decision d;
+	__u64 *claim;
+	__u32 rule;
+	__u8 action;
+
+	cfg = begin(KA_KIND_PROCESS, &d);
+	if (!cfg || !cfg->anon_rule)
+		return 0;
+	rule = cfg->anon_rule;
+	action = cfg->anon_action;
+	count(KA_CNT_DECISIONS);
+	if (torn(&d)) {
+		count(KA_CNT_TORN);
+		d.flags |= KA_EV_TORN;
+		unresolvable(cfg, KA_KIND_PROCESS, NULL, &d);
+	} else {
+		d.rule = rule;
+		d.verdict = action == KA_BLOCK ? KA_BLOCK : KA_AUDIT;
+		tally(&d);
+	}
+	claim = claim_scratch();
+	if (!claim) {
+		emit_bare(&d, &o);
+		return deny(&d, KA_EACCES);
+	}
+	emit(&d, &o, 0);
+	release_scratch(claim);
+	return deny(&d, KA_EACCES);
+}
+
+/* learn_loader marks f's inode a loader: the kernel mapped it as a
+ * program's interpreter. Only a root-owned file nobody else may write. */
+static __always_inline void learn_loader(struct file *f)
+{
+	struct inode *inode = f->f_inode;
+
+	if (is_overlay(inode) || inode->i_uid.val != 0 || (inode->i_mode & 022))
+		return;
+	bpf_inode_storage_get(&loaders, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+/* become makes the current task the program in f (a loader mapped it). */
+__attribute__((noinline)) int ka_become(__u64 file)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, task, 0, 0);
+	struct file *f = (struct file *)file;
+	struct task_ident *id;
+	struct path_buf *pb;
+	__u64 *claim;
+	__u32 len;
+
+	if (!ts)
+		return 0;
+	ts->ident = KA_IDENT_LOADED;
+	ts->gen = 0;
+	id = bpf_task_storage_get(&task_idents, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!id)
+		return 0;
+	id->len = 0;
+	id->flags = KA_EV_PATH_TRUNCATED; /* unknown, until the path is in */
+	claim = claim_scratch();
+	if (!claim)
+		return 0;
+	collect_file(f, KA_PATH_OBJECT);
+	pb = path_string(KA_PATH_OBJECT);
+	if (pb) {
+		len = path_len(pb);
+		barrier_var(len);
+		len &= KA_PATH_MAX - 1;
+		bpf_probe_read_kernel(id->path, len, &pb->buf[pb->start & (KA_PATH_MAX - 1)]);
+		id->len = len;
+		id->flags = pb->flags;
+	}
+	release_scratch(claim);
+	return 0;
+}
+
+static __always_inline struct inode *real_inode(struct file *f)
+{
+	struct file *r = real_file(f);
+
+	return r ? BPF_CORE_READ(r, f_inode) : NULL;
+}
+
+/* check_mapping decides mapping the file f executable. */
+static __always_inline int check_mapping(struct file *f)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_src *ts = bpf_task_storage_get(&task_srcs, task, 0, 0);
+	struct file *exe = task->mm->exe_file;
+	int ret, loaded = 0;
+
+	/* The program's own mappings were decided at its exec. */
+	if (exe && real_inode(f) == real_inode(exe))
+		return 0;
+	if (ts && ts->phase == KA_PHASE_LOADING) {
+		/* The kernel maps the program's interpreter. */
+		ts->interp = 1;
+		learn_loader(f);
+	} else if (ts && ts->ident == KA_IDENT_PENDING) {
+		loaded = 1;
+	}
+	ret = check_file(KA_KIND_PROCESS, loaded ? KA_OP_EXEC : KA_OP_EXEC_MAP, f, loaded ? KA_EV_LOADED : 0);
+	if (loaded && !ret)
+		ka_become(to_number(f));
+	return ret;
+}
+
+SEC("lsm/mmap_file")
+int BPF_PROG(ka_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot, unsigned long flags, int ret)
+{
+	if (ret)
+		return prev(ret);
+	if (!(prot & KA_PROT_EXEC))
+		return 0;
+	if (file) {
+		ret = check_mapping(file);
+		if (ret || (flags & KA_MAP_TYPE) != KA_MAP_PRIVATE || !(prot & KA_PROT_WRITE))
+			return ret;
+	}
+	return prev(ka_check_anon(prot, flags));
+}
+
+SEC("lsm/file_mprotect")
+int BPF_PROG(ka_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
+{
+	unsigned long vmf;
+	struct file *file;
+
+	if (ret)
+		return prev(ret);
+	vmf = vma->vm_flags;
+	if (!(prot & KA_PROT_EXEC) || (vmf & KA_VM_EXEC))
+		return 0;
+	file = vma->vm_file;
+	if (file) {
+		ret = check_mapping(file);
+		if (ret || (vmf & KA_VM_SHARED) || (!(prot & KA_PROT_WRITE) && !vma->anon_vma))
+			return ret;
+	}
+	return prev(ka_check_anon(prot, KA_HOW_MPROTECT | ((vmf & KA_VM_SHARED) ? 1 : KA_MAP_PRIVATE)));
+}
+
+
+#define KA_CAP_SYS_ADMIN 21
+#define KA_EPERM 1
+
+/* User namespaces created by unprivileged processes: not root with
+ * CAP_SYS_ADMIN in the host's user namespace. */
+SEC("lsm/userns_create")
+int BPF_PROG(ka_userns_create, const struct cred *cred, int ret)
+{
+	struct ka_settings *st = bpf_map_lookup_elem(&settings, &(__u32){0});
+	struct op_info o = {.op = KA_OP_USERNS};
+	struct active_gen *ag;
+	struct host_info *h;
+	struct decision d = {};
+	__u64 *claim;
+
+	if (ret)
+		return prev(ret);
+	if (!st || st->userns == KA_USERNS_ALLOW)
+		return 0;
+	h = host_info();
+	if (cred->euid.val == 0 && (cred->cap_effective.val & (1ULL << KA_CAP_SYS_ADMIN)) && h &&
+	    (__u64)cred->user_ns == h->user_ns)
+		return 0;
+	ag = bpf_map_lookup_elem(&active, &(__u32){0});
+	d.gen = ag ? ag->gen : 0;
+	d.verdict = st->userns == KA_USERNS_BLOCK ? KA_BLOCK : KA_AUDIT;
+	claim = claim_scratch();
+	if (!claim) {
+		emit_bare(&d, &o);
+	} else {
+		emit(&d, &o, 0);
+		release_scratch(claim);
+	}
+	return d.verdict == KA_BLOCK ? -KA_EPERM : 0;
+}
+
 /* Mounts change the paths of everything below them: the directory cache
  * starts over. */
 SEC("lsm/sb_mount")
 int BPF_PROG(ka_sb_mount, const char *dev_name, const struct path *path, const char *type, __u64 flags, void *data,
 	     int ret)
 {
-	bump_epoch();
+	bump_mounts();
 	return prev(ret);
 }
 
 SEC("lsm/sb_umount")
 int BPF_PROG(ka_sb_umount, struct vfsmount *mnt, int flags, int ret)
 {
-	bump_epoch();
+	bump_mounts();
 	return prev(ret);
 }
 
 SEC("lsm/move_mount")
 int BPF_PROG(ka_move_mount, const struct path *from_path, const struct path *to_path, int ret)
 {
-	bump_epoch();
+	bump_mounts();
 	return prev(ret);
 }
 
 SEC("lsm/sb_pivotroot")
 int BPF_PROG(ka_sb_pivotroot, const struct path *old_path, const struct path *new_path, int ret)
 {
-	bump_epoch();
+	bump_mounts();
 	return prev(ret);
 }
 
@@ -500,20 +902,20 @@ SEC("fexit/path_mount")
 int BPF_PROG(ka_mount_done, const char *dev_name, struct path *path, const char *type, unsigned long flags, void *data,
 	     int ret)
 {
-	bump_epoch();
+	bump_mounts();
 	return 0;
 }
 
 SEC("fexit/path_umount")
 int BPF_PROG(ka_umount_done, struct path *path, int flags, int ret)
 {
-	bump_epoch();
+	bump_mounts();
 	return 0;
 }
 
 static __always_inline int check_dir_entry(__u8 op, const struct path *dir, struct dentry *dentry)
 {
-	return check_path(KA_KIND_FILE, op, dir->mnt, dentry, NULL);
+	return check_path(KA_KIND_FILE, op, dir->mnt, dentry, NULL, 0);
 }
 
 SEC("lsm/path_unlink")
@@ -577,19 +979,19 @@ int BPF_PROG(ka_path_rename, const struct path *old_dir, struct dentry *old_dent
 SEC("lsm/path_truncate")
 int BPF_PROG(ka_path_truncate, const struct path *path, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, path->mnt, path->dentry, NULL);
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_TRUNCATE, path->mnt, path->dentry, NULL, 0);
 }
 
 SEC("lsm/path_chmod")
 int BPF_PROG(ka_path_chmod, const struct path *path, __u64 mode, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, path->mnt, path->dentry, NULL);
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHMOD, path->mnt, path->dentry, NULL, 0);
 }
 
 SEC("lsm/path_chown")
 int BPF_PROG(ka_path_chown, const struct path *path, __u64 uid, __u64 gid, int ret)
 {
-	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, path->mnt, path->dentry, NULL);
+	return ret ? prev(ret) : check_path(KA_KIND_FILE, KA_OP_CHOWN, path->mnt, path->dentry, NULL, 0);
 }
 
 /* Socket classification, as policy.Protocol.Matches in Go. */

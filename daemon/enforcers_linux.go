@@ -25,7 +25,11 @@ func LoadEnforcer(e detect.Enforcer, cfg config.Config, log *slog.Logger) (enfor
 			log.Warn("alertSource applies to the AppArmor enforcer only: BPF-LSM denials make no audit records, its alerts come from its own programs",
 				"alertSource", string(cfg.AlertSource))
 		}
-		return bpflsm.Load(bpflsm.Options{Logger: log, PinDir: cfg.BPFPinPath})
+		userns, err := bpflsm.ParseUserNS(cfg.UnprivilegedUserNamespaces)
+		if err != nil {
+			return nil, err
+		}
+		return bpflsm.Load(bpflsm.Options{Logger: log, PinDir: cfg.BPFPinPath, UserNamespaces: userns})
 	case detect.AppArmor:
 		e, err := apparmor.Load(apparmor.Options{Logger: log, Source: cfg.AlertSource})
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/kubearmor/kubearmor-host/daemon/record"
 	"github.com/kubearmor/kubearmor-host/daemon/summary"
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/detect"
 	"github.com/kubearmor/kubearmor-host/policy/loader"
 )
 
@@ -32,6 +33,15 @@ func (l *lockedSummary) add(ev monitor.Event, lg record.Log) {
 	l.mu.Unlock()
 }
 
+// userNamespaces says what the unprivilegedUserNamespaces setting does under
+// the enforcer in force: only BPF-LSM has the hook's decision.
+func userNamespaces(setting string, e detect.Enforcer) string {
+	if e == detect.BPFLSM {
+		return setting + " (unprivileged creation, decided at userns_create)"
+	}
+	return "allow (" + setting + " is set; only the BPF-LSM enforcer applies it)"
+}
+
 // Probe implements api.State: what the daemon runs with and what it has
 // counted.
 func (d *daemon) Probe() *hostpb.ProbeReply {
@@ -51,8 +61,9 @@ func (d *daemon) Probe() *hostpb.ProbeReply {
 			Network:      string(cfg.HostDefaultNetworkPosture),
 			Capabilities: string(cfg.HostDefaultCapabilitiesPosture),
 		},
-		PolicyDir: cfg.PolicyDir,
-		Counters:  d.counters(),
+		PolicyDir:      cfg.PolicyDir,
+		Counters:       d.counters(),
+		UserNamespaces: userNamespaces(cfg.UnprivilegedUserNamespaces, d.choice.Enforcer),
 	}
 	if d.monitor != nil {
 		r.Visibility = strings.Split(cfg.HostVisibility.String(), ",")
@@ -102,7 +113,7 @@ func (d *daemon) counters() []*hostpb.Counter {
 		"alerts_lost", st.AlertsLost, "events_lost", st.EventsLost, "paths_truncated", st.PathsTruncated,
 		"scratch_busy", st.ScratchBusy, "torn", st.Torn, "undelivered", st.Undelivered, "malformed", st.Malformed,
 		"unknown_caller", st.UnknownCaller, "table_full", st.TableFull, "unattributed", st.Unattributed,
-		"linked", st.Linked)
+		"linked", st.Linked, "mounts_cut", st.MountsCut)
 	// The AppArmor enforcer's alert paths, each on its own terms.
 	for _, src := range []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit} {
 		if p, ok := st.Paths[src]; ok {

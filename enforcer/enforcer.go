@@ -63,8 +63,18 @@ type Event struct {
 	Truncated bool
 	// ExeTruncated says the subject's executable path did not fit.
 	ExeTruncated bool
+	// NoHostPath says no host mount shows the object (a memfd, a file on a
+	// mount only a private namespace has): Path is its name there.
+	NoHostPath bool
+	// ExeNoHostPath says the same of the subject's executable.
+	ExeNoHostPath bool
+	// Loaded says the exec was decided where a dynamic loader mapped the
+	// program, not at an execve.
+	Loaded bool
 	// Res0 and Res1 describe a non-path object: the capability number, or
-	// the socket family and (type << 16 | protocol).
+	// the socket family and (type << 16 | protocol), or for anonymous
+	// memory made executable the protection and the mmap flags (or the
+	// mapping's vm_flags, for mprotect).
 	Res0, Res1 uint32
 	// Source is the alert path that reported the decision, for an
 	// enforcer that has more than one (AppArmor); "" for the others.
@@ -116,6 +126,10 @@ type Stats struct {
 	UnknownCaller  uint64 // observed execs whose calling program was not known
 	TableFull      uint64 // processes not tracked because the process table was full
 	Unattributed   uint64 // decisions the kernel reported that no rule explains (AppArmor)
+	// MountsCut counts searches for a mount's canonical host mount that
+	// met more mounts of one file system than they look at, and took the
+	// best of those they saw (BPF-LSM).
+	MountsCut uint64
 	// Linked counts events that reported a decision another alert path
 	// had already reported (AlertBoth): not incidents of their own.
 	Linked uint64

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -356,9 +357,29 @@ func (b *builder) rules(policy string) []Rule {
 			Sources: b.sources(m.FromSource, path+".fromSource")}, l, caps, top)
 	}
 
+	for i, m := range s.Presets {
+		path := fmt.Sprintf("spec.presets[%d]", i)
+		l := level{m.Inherited, m.Pos, path}
+		b.checkLevel(l)
+		p, ok := ParsePreset(m.Name)
+		switch {
+		case !m.Has("name"):
+			b.e.add(m.Line(), path+".name", "is required (%s or %s)", PresetFilelessExec, PresetAnonMapExec)
+		case !ok && slices.Contains([]string{"exec", "protectEnv", "protectProc"}, m.Name):
+			b.e.add(m.LineOf("name"), path+".name", "preset %q is not supported for hosts (supported: %s, %s)", m.Name,
+				PresetFilelessExec, PresetAnonMapExec)
+		case !ok:
+			b.e.add(m.LineOf("name"), path+".name", "unknown preset %q (known: %s, %s)", m.Name, PresetFilelessExec, PresetAnonMapExec)
+		}
+		if a, ok := ParseAction(m.Action); ok && a == ActionAllow && m.Has("action") {
+			b.e.add(m.LineOf("action"), path+".action", "a preset is Audit or Block, got %q", m.Action)
+		}
+		add(Rule{Kind: KindProcess, Origin: origin(m.Pos, path), Match: MatchPreset, Preset: p}, l, top)
+	}
+
 	out = append(out, b.syscallRules(policy, top)...)
 	if len(out) == 0 && len(b.e.list) == b.before {
-		b.e.add(lineOr(s.Line(), b.specLine), "spec", "has no rules: add process, file, network, capabilities or syscalls rules")
+		b.e.add(lineOr(s.Line(), b.specLine), "spec", "has no rules: add process, file, network, capabilities, syscalls rules or presets")
 	}
 	return out
 }

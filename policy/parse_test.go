@@ -566,7 +566,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown field in spec",
 			src:  spec("  proces:", "    matchPaths:", "    - path: /bin/x"),
-			want: []string{"f.yaml:6: spec.proces: unknown field (known fields: action, capabilities, file, message, network, nodeSelector, process, severity, syscalls, tags)"},
+			want: []string{"f.yaml:6: spec.proces: unknown field (known fields: action, capabilities, file, message, network, nodeSelector, presets, process, severity, syscalls, tags)"},
 		},
 		{
 			name: "unknown field in a section",
@@ -822,12 +822,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "spec without rules",
 			src:  spec("  severity: 3", "  process:", "    matchPaths: []", "  file: {}"),
-			want: []string{"f.yaml:6: spec: has no rules: add process, file, network, capabilities or syscalls rules"},
+			want: []string{"f.yaml:6: spec: has no rules: add process, file, network, capabilities, syscalls rules or presets"},
 		},
 		{
 			name: "empty flow spec",
 			src:  y(slices.Concat(head, []string{"spec: {}"})...),
-			want: []string{"f.yaml:5: spec: has no rules: add process, file, network, capabilities or syscalls rules"},
+			want: []string{"f.yaml:5: spec: has no rules: add process, file, network, capabilities, syscalls rules or presets"},
 		},
 
 		// Inherited fields.
@@ -997,6 +997,17 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown capability",
 			src:  spec("  capabilities:", "    matchCapabilities:", "    - capability: net_rawx"),
 			want: []string{`f.yaml:8: spec.capabilities.matchCapabilities[0].capability: unknown capability "net_rawx" (use names like net_raw or sys_admin)`},
+		},
+		{
+			name: "preset: unknown, not for hosts, and Allow",
+			src: spec("  presets:", "  - name: filelessexec", "  - name: protectEnv", "  - name: anonymousMapExec", "    action: Allow",
+				"  - action: Block"),
+			want: []string{
+				`f.yaml:7: spec.presets[0].name: unknown preset "filelessexec" (known: filelessExec, anonymousMapExec)`,
+				`f.yaml:8: spec.presets[1].name: preset "protectEnv" is not supported for hosts (supported: filelessExec, anonymousMapExec)`,
+				`f.yaml:10: spec.presets[2].action: a preset is Audit or Block, got "Allow"`,
+				`f.yaml:11: spec.presets[3].name: is required (filelessExec or anonymousMapExec)`,
+			},
 		},
 		{
 			name: "capability with a doubled prefix",
@@ -1215,7 +1226,7 @@ func TestParseReportsEveryDocument(t *testing.T) {
 	_, err := Parse("f.yaml", []byte(src))
 	want := []string{
 		`f.yaml:6: spec.action: must be Allow, Audit or Block, got "Deny"`,
-		`f.yaml:16: spec: has no rules: add process, file, network, capabilities or syscalls rules`,
+		`f.yaml:16: spec: has no rules: add process, file, network, capabilities, syscalls rules or presets`,
 	}
 	if err == nil {
 		t.Fatal("Parse succeeded")

@@ -130,6 +130,7 @@ const (
 	MatchProtocol                        // Protocol
 	MatchCapability                      // Capability
 	MatchSyscall                         // Syscalls, optionally restricted to Path (file or dir)
+	MatchPreset                          // Preset, a behaviour rather than an object
 )
 
 func (m MatchType) String() string {
@@ -148,8 +149,44 @@ func (m MatchType) String() string {
 		return "capability"
 	case MatchSyscall:
 		return "syscall"
+	case MatchPreset:
+		return "preset"
 	}
 	return fmt.Sprintf("MatchType(%d)", uint8(m))
+}
+
+// Preset is a behaviour a policy can audit or block as a whole, named as in
+// KubeArmor's spec.presets. What each matches is defined in policy/match.
+type Preset uint8
+
+// Presets.
+const (
+	// PresetFilelessExec: running a program that no host mount shows (a
+	// memfd, a file on a mount only a private namespace has).
+	PresetFilelessExec Preset = iota + 1
+	// PresetAnonMapExec: making anonymous memory executable.
+	PresetAnonMapExec
+)
+
+// String is the preset's name in spec.presets[].name.
+func (p Preset) String() string {
+	switch p {
+	case PresetFilelessExec:
+		return "filelessExec"
+	case PresetAnonMapExec:
+		return "anonymousMapExec"
+	}
+	return fmt.Sprintf("Preset(%d)", uint8(p))
+}
+
+// ParsePreset accepts a preset name as KubeArmor spells it.
+func ParsePreset(s string) (Preset, bool) {
+	for _, p := range []Preset{PresetFilelessExec, PresetAnonMapExec} {
+		if s == p.String() {
+			return p, true
+		}
+	}
+	return 0, false
 }
 
 // Origin locates the YAML a rule came from.
@@ -223,6 +260,7 @@ type Rule struct {
 	Protocol   Protocol
 	Capability Capability
 	Syscalls   []string // MatchSyscall, lower-case names
+	Preset     Preset   // MatchPreset
 
 	ReadOnly  bool // the rule permits reading only
 	OwnerOnly bool // the rule permits the object's owner only
@@ -238,6 +276,8 @@ func (r *Rule) Object() string {
 		return r.Protocol.String()
 	case MatchCapability:
 		return r.Capability.String()
+	case MatchPreset:
+		return r.Preset.String()
 	case MatchSyscall:
 		if r.Path != "" {
 			return strings.Join(r.Syscalls, ",") + " " + r.Path

@@ -79,7 +79,16 @@ type Spec struct {
 	Network      Network      `yaml:"network"`
 	Capabilities Capabilities `yaml:"capabilities"`
 	Syscalls     Syscalls     `yaml:"syscalls"`
+	Presets      []PresetRule `yaml:"presets"`
 	Inherited    `yaml:",inline"`
+}
+
+// PresetRule audits or blocks a behaviour named by KubeArmor's presets
+// (spec.presets in its container policies; accepted here for hosts).
+type PresetRule struct {
+	Pos
+	Name      string `yaml:"name"`
+	Inherited `yaml:",inline"`
 }
 
 // NodeSelector chooses the hosts a policy applies to.

@@ -33,27 +33,77 @@ struct qstr {
 	const unsigned char *name;
 } __ka_core;
 
+struct list_head {
+	struct list_head *next;
+} __ka_core;
+
+struct hlist_node {
+	struct hlist_node *next;
+} __ka_core;
+
+struct hlist_head {
+	struct hlist_node *first;
+} __ka_core;
+
+struct super_block {
+	unsigned long s_magic;
+	struct dentry *s_root;
+	struct list_head s_mounts; /* every mount of it, in any namespace */
+} __ka_core;
+
 struct inode {
 	unsigned short i_mode;
 	kuid_t i_uid;
+	struct super_block *i_sb;
+	struct hlist_head i_dentry; /* its dentries (aliases) */
 } __ka_core;
 
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct inode *d_inode;
+	struct super_block *d_sb;
+	union {
+		struct hlist_node d_alias; /* in its inode's i_dentry */
+	} d_u;
 } __ka_core;
 
 struct vfsmount {
 	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
+} __ka_core;
+
+struct user_namespace;
+
+struct mnt_namespace {
+	struct user_namespace *user_ns;
 } __ka_core;
 
 /* struct mount is private to fs/, but it is in BTF: it links a vfsmount to
- * its parent mount and mount point, which is how a path crosses mounts. */
+ * its parent mount and mount point, which is how a path crosses mounts, and
+ * says which namespace it is in. */
 struct mount {
 	struct mount *mnt_parent;
 	struct dentry *mnt_mountpoint;
 	struct vfsmount mnt;
+	struct list_head mnt_instance; /* in its super_block's s_mounts */
+	struct mnt_namespace *mnt_ns;
+	int mnt_id;
+} __ka_core;
+
+/* Since 6.17 a super block's mounts are a list of their own: s_mounts is
+ * its first, mnt_next_for_sb the next (CO-RE flavours: the programs read
+ * whichever the running kernel has). */
+struct super_block___mountlist {
+	struct mount *s_mounts;
+} __ka_core;
+
+struct mount___mountlist {
+	struct mount *mnt_next_for_sb;
+} __ka_core;
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
 } __ka_core;
 
 struct path {
@@ -87,8 +137,10 @@ typedef struct {
 
 struct cred {
 	kuid_t uid;
+	kuid_t euid;
 	kuid_t fsuid;
 	kernel_cap_t cap_effective;
+	struct user_namespace *user_ns;
 } __ka_core;
 
 struct tty_struct {
@@ -101,6 +153,7 @@ struct signal_struct {
 } __ka_core;
 
 struct fs_struct {
+	struct path root;
 	struct path pwd;
 } __ka_core;
 
@@ -122,6 +175,7 @@ struct task_struct {
 	struct signal_struct *signal;
 	struct fs_struct *fs;
 	struct files_struct *files;
+	struct nsproxy *nsproxy;
 	int exit_code;
 	char comm[16];
 } __ka_core;
@@ -139,6 +193,15 @@ struct pt_regs {
 
 struct linux_binprm {
 	struct file *file;
+} __ka_core;
+
+/* vm_flags is in an anonymous union since 6.3; CO-RE finds it by name. */
+struct anon_vma;
+
+struct vm_area_struct {
+	unsigned long vm_flags;
+	struct file *vm_file;
+	struct anon_vma *anon_vma; /* set once a private page was copied (written) */
 } __ka_core;
 
 struct in6_addr {

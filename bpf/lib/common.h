@@ -47,6 +47,9 @@ enum ka_op {
 	KA_OP_BIND = 17,
 	KA_OP_CAPABLE = 18,
 	KA_OP_SYSCALL = 19,
+	KA_OP_EXEC_MAP = 20,  /* a file mapped executable */
+	KA_OP_EXEC_ANON = 21, /* anonymous memory made executable */
+	KA_OP_USERNS = 22,    /* an unprivileged process creates a user namespace */
 };
 
 /* Access classes: operations that every rule treats alike share rule map
@@ -62,7 +65,7 @@ enum ka_access {
 
 static __always_inline __u8 access_of(__u8 op)
 {
-	if (op == KA_OP_EXEC)
+	if (op == KA_OP_EXEC || op == KA_OP_EXEC_MAP || op == KA_OP_EXEC_ANON)
 		return KA_ACC_EXEC;
 	if (op == KA_OP_OPEN_READ)
 		return KA_ACC_READ;
@@ -92,6 +95,8 @@ enum ka_event_flag {
 	KA_EV_SCRATCH_BUSY = 4,   /* scratch space was in use (preempted program): decided as unresolvable */
 	KA_EV_DETACHED = 8,       /* the object is not reachable from a root (memfd, pseudo file): its name alone */
 	KA_EV_TORN = 16,          /* the policy generation was replaced during the decision: decided as unresolvable */
+	KA_EV_NO_HOST = 32,       /* no host mount shows the object: the path is its own namespace's */
+	KA_EV_LOADED = 64,        /* an exec decided where a loader mapped the program */
 };
 
 /* Per-CPU counters; user space sums them. Every place that can lose or
@@ -107,7 +112,8 @@ enum ka_counter {
 	KA_CNT_TORN = 7,          /* decisions that found their generation rewritten */
 	KA_CNT_CACHED = 8,        /* path decisions made from the directory cache, after it */
 	KA_CNT_FAST = 9,          /* ... and by it alone: no rule could match (one count, not two: the hot path) */
-	KA_CNT_MAX = 10,
+	KA_CNT_CANON_CUT = 10,    /* a super block had more mounts than the canonical mount search looks at */
+	KA_CNT_MAX = 11,
 };
 
 struct {

@@ -8,6 +8,14 @@
  * no rule can match pays for a few pointer reads and one lookup, not for a
  * path string. Loops are bpf_loop, so any depth up to KA_MAX_DEPTH costs no
  * verifier complexity.
+ *
+ * The path is the host's: what the file is called in the initial mount
+ * namespace. Each mount the walk stands on is first replaced by its
+ * canonical host mount (canon_mount): a copy of a mount in another
+ * namespace, a bind mount, the private mounts behind an overlay's layers all
+ * name their files as the host mount they show does. A file no host mount
+ * shows is flagged KA_EV_NO_HOST and walked in its own namespace, so that an
+ * alert can still say what it was called there.
  */
 #ifndef KA_PATH_H
 #define KA_PATH_H
@@ -27,6 +35,338 @@ struct {
 	__type(value, struct path_buf);
 } paths SEC(".maps");
 
+
+/* The epochs: KA_EPOCH_NAMESPACE moves with whatever changes the path of a
+ * directory (directory renames, rmdir, mounts, unmounts, mount moves,
+ * pivot_root); KA_EPOCH_NAMES with that and whatever gives a file another
+ * name (any rename, a hard link), which the file cache depends on. */
+enum ka_epoch {
+	KA_EPOCH_NAMESPACE = 0,
+	KA_EPOCH_NAMES = 1,
+	KA_EPOCHS = 2,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KA_EPOCHS);
+	__type(key, __u32);
+	__type(value, __u64);
+} epoch SEC(".maps");
+
+static __always_inline __u64 read_epoch(__u32 which)
+{
+	__u64 *e = bpf_map_lookup_elem(&epoch, &which);
+
+	return e ? *(volatile __u64 *)e : 0;
+}
+
+/* bump_epoch marks a change to the paths of directories (and so of names). */
+static __always_inline void bump_epoch(void)
+{
+	bump(&epoch, KA_EPOCH_NAMESPACE);
+	bump(&epoch, KA_EPOCH_NAMES);
+}
+
+
+/* bump_names marks that a file may have another name. */
+static __always_inline void bump_names(void)
+{
+	bump(&epoch, KA_EPOCH_NAMES);
+}
+
+/*
+ * The host's mount namespace and user namespace: init_task's, found once by
+ * climbing real_parent from whichever task runs first (every chain ends at
+ * init_task, its own parent).
+ */
+struct host_info {
+	__u64 mnt_ns;
+	__u64 user_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct host_info);
+} host SEC(".maps");
+
+struct climb_ctx {
+	__u64 task;
+	__u32 top;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct climb_ctx);
+} climb_state SEC(".maps");
+
+static long climb_step(__u32 i, void *unused)
+{
+	struct climb_ctx *c = bpf_map_lookup_elem(&climb_state, &(__u32){0});
+	struct task_struct *t, *p;
+
+	if (!c)
+		return 1;
+	t = (struct task_struct *)c->task;
+	p = BPF_CORE_READ(t, real_parent);
+	if (!p)
+		return 1;
+	if (p == t) {
+		c->top = 1;
+		return 1;
+	}
+	c->task = (__u64)p;
+	return 0;
+}
+
+static __always_inline struct host_info *host_info(void)
+{
+	struct host_info *h = bpf_map_lookup_elem(&host, &(__u32){0});
+	struct climb_ctx *c = bpf_map_lookup_elem(&climb_state, &(__u32){0});
+	struct mnt_namespace *ns;
+	struct task_struct *t;
+
+	if (!h || !c)
+		return NULL;
+	if (*(volatile __u64 *)&h->mnt_ns)
+		return h;
+	c->task = bpf_get_current_task();
+	c->top = 0;
+	bpf_loop(1 << 16, climb_step, NULL, 0);
+	if (!c->top)
+		return NULL;
+	t = (struct task_struct *)c->task;
+	ns = BPF_CORE_READ(t, nsproxy, mnt_ns);
+	if (!ns)
+		return NULL;
+	/* Every writer writes the same values; mnt_ns last, as readers test it. */
+	h->user_ns = (__u64)BPF_CORE_READ(ns, user_ns);
+	h->mnt_ns = (__u64)ns;
+	return h;
+}
+
+/* bump_mounts marks a change of mounts, made by the current task. Only a
+ * mount namespace the initial user namespace owns can change the host's
+ * mounts (a less privileged one receives, never sends, propagation), so an
+ * unprivileged user mounting in a namespace of their own does not make
+ * every cache start over. */
+static __always_inline void bump_mounts(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct host_info *h = host_info();
+
+	if (h && (__u64)BPF_CORE_READ(task, nsproxy, mnt_ns, user_ns) != h->user_ns)
+		return;
+	bump_epoch();
+}
+
+/*
+ * The canonical host mount for a mount of super block sb whose root is
+ * top (or for a dentry top reached through no known mount): of the host
+ * namespace's mounts of sb whose root is top or above it, the one whose root
+ * is nearest sb's root, the earliest mounted (lowest ID) among equals. Found
+ * by walking sb's list of mounts, and remembered under the namespace epoch,
+ * which moves with every mount that can change the host's.
+ */
+struct canon_key {
+	__u64 sb;
+	__u64 top;
+};
+
+struct canon_val {
+	__u64 epoch;
+	__u64 mnt; /* struct mount *; 0: no host mount shows top */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct canon_key);
+	__type(value, struct canon_val);
+} canon SEC(".maps");
+
+#define KA_CANON_DEPTH 1024 /* top's ancestors walked */
+#define KA_CANON_ROOTS 32   /* of them, those nearest sb's root that a host mount's root may be */
+#define KA_CANON_MOUNTS 8192 /* mounts of one super block looked at */
+
+struct canon_ctx {
+	__u64 host;  /* struct mnt_namespace * */
+	__u64 head;  /* where sb's list of mounts ends (first_mount) */
+	__u64 pos;   /* the mount to look at next; 0: no more */
+	__u64 best;  /* struct mount * */
+	__u64 last;  /* the dentry walked last */
+	__s32 best_idx;
+	__s32 best_id;
+	__u32 n;     /* dentries walked: top is 0 */
+	__u32 pad;
+	struct canon_key k;
+	struct canon_val v;
+	/* Dentry i of the walk at ring[i % KA_CANON_ROOTS]: at the end, the
+	 * KA_CANON_ROOTS nearest sb's root. */
+	__u64 ring[KA_CANON_ROOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct canon_ctx);
+} canon_state SEC(".maps");
+
+static long chain_step(__u32 i, void *unused)
+{
+	struct canon_ctx *c = bpf_map_lookup_elem(&canon_state, &(__u32){0});
+	struct dentry *d, *up;
+
+	if (!c)
+		return 1;
+	d = (struct dentry *)c->last;
+	up = BPF_CORE_READ(d, d_parent);
+	if (!up || up == d)
+		return 1;
+	c->last = (__u64)up;
+	c->n++;
+	c->ring[c->n & (KA_CANON_ROOTS - 1)] = (__u64)up;
+	return 0;
+}
+
+/* A super block's mounts: the first (0: none) and the one after m. head is
+ * where a list_head list ends (kernels before 6.17). */
+static __always_inline __u64 first_mount(__u64 sb, __u64 *head)
+{
+	__u64 next;
+
+	if (bpf_core_field_exists(struct mount___mountlist, mnt_next_for_sb)) {
+		*head = 0;
+		return (__u64)BPF_CORE_READ((struct super_block___mountlist *)sb, s_mounts);
+	}
+	*head = sb + bpf_core_field_offset(struct super_block, s_mounts);
+	next = (__u64)BPF_CORE_READ((struct super_block *)sb, s_mounts.next);
+	return !next || next == *head ? 0 : next - bpf_core_field_offset(struct mount, mnt_instance);
+}
+
+static __always_inline __u64 next_mount(__u64 m, __u64 head)
+{
+	__u64 next;
+
+	if (bpf_core_field_exists(struct mount___mountlist, mnt_next_for_sb))
+		return (__u64)BPF_CORE_READ((struct mount___mountlist *)m, mnt_next_for_sb);
+	next = (__u64)BPF_CORE_READ((struct mount *)m, mnt_instance.next);
+	return !next || next == head ? 0 : next - bpf_core_field_offset(struct mount, mnt_instance);
+}
+
+static long mounts_step(__u32 i, void *unused)
+{
+	struct canon_ctx *c = bpf_map_lookup_elem(&canon_state, &(__u32){0});
+	struct mount *m;
+	__u64 root;
+	__s32 idx = -1;
+	int id;
+
+	if (!c || !c->pos)
+		return 1;
+	m = (struct mount *)c->pos;
+	c->pos = next_mount(c->pos, c->head);
+	if ((__u64)BPF_CORE_READ(m, mnt_ns) != c->host)
+		return 0;
+	root = (__u64)BPF_CORE_READ(m, mnt.mnt_root);
+	/* Its index in the walk, if it is one of the last KA_CANON_ROOTS. */
+#pragma unroll
+	for (__s32 k = 0; k < KA_CANON_ROOTS; k++) {
+		__s32 j = (__s32)c->n - k;
+
+		if (j >= 0 && c->ring[j & (KA_CANON_ROOTS - 1)] == root) {
+			idx = j;
+			break;
+		}
+	}
+	if (idx < 0)
+		return 0;
+	id = BPF_CORE_READ(m, mnt_id);
+	if (idx > c->best_idx || (idx == c->best_idx && id < c->best_id)) {
+		c->best_idx = idx;
+		c->best_id = id;
+		c->best = (__u64)m;
+	}
+	return 0;
+}
+
+/* canon_peek returns the remembered canonical mount for (sb, top), without
+ * working it out: 0 when there is none, or none is remembered. */
+static __always_inline __u64 canon_peek(__u64 sb, __u64 top, __u64 ep)
+{
+	struct canon_key k = {.sb = sb, .top = top};
+	struct canon_val *v = bpf_map_lookup_elem(&canon, &k);
+
+	return v && v->epoch == ep ? v->mnt : 0;
+}
+
+/* canon_mount returns the canonical host mount (struct mount *) for (sb,
+ * top), 0 if no host mount shows top, or ~0 if the host's namespace is not
+ * known (then the caller keeps the mount it has). A global function:
+ * verified once, not at every call site. */
+__attribute__((noinline)) __u64 canon_mount(__u64 sb, __u64 top)
+{
+	__u32 which = KA_EPOCH_NAMESPACE;
+	struct canon_val *old;
+	struct canon_ctx *c = bpf_map_lookup_elem(&canon_state, &(__u32){0});
+	struct host_info *h;
+	__u64 *ep;
+
+	if (!sb || !top)
+		return 0;
+	ep = bpf_map_lookup_elem(&epoch, &which);
+	if (!ep || !c)
+		return ~0ULL;
+	c->k.sb = sb;
+	c->k.top = top;
+	c->v.epoch = *(volatile __u64 *)ep;
+	old = bpf_map_lookup_elem(&canon, &c->k);
+	if (old && old->epoch == c->v.epoch)
+		return old->mnt;
+	h = host_info();
+	if (!h)
+		return ~0ULL;
+	c->host = h->mnt_ns;
+	c->last = top;
+	c->n = 0;
+	c->ring[0] = top;
+	bpf_loop(KA_CANON_DEPTH, chain_step, NULL, 0);
+	c->pos = first_mount(sb, &c->head);
+	c->best = 0;
+	c->best_idx = -1;
+	c->best_id = 0;
+	bpf_loop(KA_CANON_MOUNTS, mounts_step, NULL, 0);
+	if (c->pos)
+		count(KA_CNT_CANON_CUT); /* more mounts than looked at: the best so far */
+	c->v.mnt = c->best;
+	bpf_map_update_elem(&canon, &c->k, &c->v, BPF_ANY);
+	return c->v.mnt;
+}
+
+/* to_number returns p as a plain number, as as_number does. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} numbers SEC(".maps");
+
+static __always_inline __u64 to_number(const void *p)
+{
+	__u64 *n = bpf_map_lookup_elem(&numbers, &(__u32){0});
+
+	if (!n)
+		return 0;
+	*n = (__u64)p;
+	asm volatile("" ::: "memory");
+	return *(volatile __u64 *)n;
+}
+
 /* Loop state lives in a per-CPU map, not on the stack: the verifier tracks
  * stack scalars precisely across bpf_loop iterations and would explore every
  * iteration separately, while map contents are opaque to it. */
@@ -40,6 +380,9 @@ struct collect_ctx {
 	__u32 done;
 	__u32 truncated;
 	__u32 detached;
+	__u32 no_host;   /* no host mount shows the file: walked in its own namespace */
+	__u32 pad;
+	__u64 start_mnt; /* the canonical mount the walk started on (0: none) */
 	__u64 number; /* see as_number */
 };
 
@@ -63,17 +406,24 @@ static long collect_step(__u32 i, void *unused)
 	if (!pb)
 		return 1;
 	d = (struct dentry *)c->dentry;
-	if (c->dentry == c->mnt_root) {
+	if (c->dentry == c->mnt_root && c->mnt) {
 		struct mount *mnt = (struct mount *)c->mnt;
 		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+		__u64 next = (__u64)parent, h;
 
 		if (!parent || parent == mnt) {
 			c->done = 1;
 			return 1;
 		}
 		c->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
-		c->mnt = (__u64)parent;
-		c->mnt_root = (__u64)BPF_CORE_READ(parent, mnt.mnt_root);
+		if (!c->no_host) {
+			/* The parent may be a bind mount too. */
+			h = canon_mount((__u64)BPF_CORE_READ(parent, mnt.mnt_sb), (__u64)BPF_CORE_READ(parent, mnt.mnt_root));
+			if (h && h != ~0ULL)
+				next = h;
+		}
+		c->mnt = next;
+		c->mnt_root = (__u64)BPF_CORE_READ((struct mount *)next, mnt.mnt_root);
 		return 0;
 	}
 	up = BPF_CORE_READ(d, d_parent);
@@ -113,11 +463,12 @@ static __always_inline __u64 as_number(struct collect_ctx *c, const void *p)
 
 /* collect_path fills paths[slot] with the components of (vfs, dentry). A
  * NULL dentry gives an empty path. */
-static __always_inline struct path_buf *collect_path(struct vfsmount *vfs, struct dentry *dentry, __u32 slot)
+static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, struct dentry *dentry, __u32 slot)
 {
 	__u32 zero = 0;
 	struct path_buf *pb = bpf_map_lookup_elem(&paths, &slot);
 	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &zero);
+	__u64 raw = 0, sb, top, h;
 
 	if (!pb || !c)
 		return NULL;
@@ -125,15 +476,36 @@ static __always_inline struct path_buf *collect_path(struct vfsmount *vfs, struc
 	pb->flags = 0;
 	pb->mode = KA_PB_DENTRY;
 	pb->have_string = 0;
-	if (!vfs || !dentry) {
+	if (!dentry) {
 		pb->buf[KA_PATH_MAX - 1] = 0;
 		pb->start = KA_PATH_MAX - 1;
 		pb->have_string = 1; /* the empty string: no path at all */
 		return pb;
 	}
 	c->dentry = (__u64)dentry;
-	c->mnt = as_number(c, vfs) - bpf_core_field_offset(struct mount, mnt);
-	c->mnt_root = (__u64)BPF_CORE_READ(vfs, mnt_root);
+	c->no_host = 0;
+	if (vfs) {
+		raw = as_number(c, vfs) - bpf_core_field_offset(struct mount, mnt);
+		sb = (__u64)BPF_CORE_READ(vfs, mnt_sb);
+		top = (__u64)BPF_CORE_READ(vfs, mnt_root);
+	} else {
+		/* A dentry reached through no mount we know (an overlay layer's
+		 * file on 6.1): the host mount that shows it names it. */
+		sb = (__u64)BPF_CORE_READ(dentry, d_sb);
+		top = as_number(c, dentry);
+	}
+	h = canon_mount(sb, top);
+	if (h == ~0ULL)
+		h = raw; /* the host's namespace is unknown: the mount as it is */
+	if (h) {
+		c->mnt = h;
+		c->mnt_root = (__u64)BPF_CORE_READ((struct mount *)h, mnt.mnt_root);
+	} else {
+		c->no_host = 1;
+		c->mnt = raw;
+		c->mnt_root = raw ? top : (__u64)BPF_CORE_READ((struct super_block *)sb, s_root);
+	}
+	c->start_mnt = c->no_host ? 0 : c->mnt;
 	c->slot = slot;
 	c->n = 0;
 	c->total = 0;
@@ -147,15 +519,113 @@ static __always_inline struct path_buf *collect_path(struct vfsmount *vfs, struc
 	}
 	if (c->detached)
 		pb->flags |= KA_EV_DETACHED;
+	if (c->no_host)
+		pb->flags |= KA_EV_NO_HOST;
 	pb->n = c->n;
 	return pb;
 }
 
+#define KA_OVERLAYFS_MAGIC 0x794c7630
+
+extern unsigned int LINUX_KERNEL_VERSION __kconfig;
+
+/* real_file returns the file an overlay file shows, the one that holds its
+ * bytes (itself for any other file), or NULL if that cannot be known. An
+ * overlay keeps its open layer file in private_data; since 6.13 behind a
+ * struct whose first member it is. */
+static __always_inline struct file *layer_file(struct file *f)
+{
+	void *pd = BPF_CORE_READ(f, private_data);
+
+	if (pd && LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 13, 0))
+		bpf_probe_read_kernel(&pd, sizeof(pd), pd);
+	return pd;
+}
+
+static __always_inline int on_overlay(struct file *f)
+{
+	return BPF_CORE_READ(f, f_inode, i_sb, s_magic) == KA_OVERLAYFS_MAGIC;
+}
+
+static __always_inline struct file *real_file(struct file *f)
+{
+	/* An overlay's layer may be an overlay: three deep, no more. Written
+	 * out, not a loop: clang lays such a loop out with a fallthrough back
+	 * edge, which the verifier refuses. */
+	if (!f || !on_overlay(f))
+		return f;
+	f = layer_file(f);
+	if (!f || !on_overlay(f))
+		return f;
+	f = layer_file(f);
+	if (!f || !on_overlay(f))
+		return f;
+	f = layer_file(f);
+	if (!f || !on_overlay(f))
+		return f;
+	return NULL;
+}
+
+/* file_object gives the (mount, dentry) that names f's inode: its path, or,
+ * where the path is not the inode's own (a 6.1 overlay opens its layer's
+ * file under the overlay's path), the inode's dentry and no mount. */
+static __always_inline void file_object(struct file *f, struct vfsmount **mnt, struct dentry **dentry)
+{
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct hlist_node *alias;
+
+	*mnt = BPF_CORE_READ(f, f_path.mnt);
+	*dentry = d;
+	if (!d || BPF_CORE_READ(d, d_inode) == inode)
+		return;
+	alias = BPF_CORE_READ(inode, i_dentry.first);
+	*mnt = NULL;
+	*dentry = alias ? (struct dentry *)((__u64)alias - bpf_core_field_offset(struct dentry, d_u.d_alias)) : NULL;
+}
+
+/* The walks are global functions: verified once per program, not at each
+ * of the places a hook collects a path (a pointer the verifier types is
+ * passed as a number: a global function takes scalars). */
+__attribute__((noinline)) int ka_collect_path(__u64 vfs, __u64 dentry, __u32 slot)
+{
+	collect_path_here((struct vfsmount *)vfs, (struct dentry *)dentry, slot);
+	return 0;
+}
+
+static __always_inline void collect_file_here(struct file *f, __u32 slot)
+{
+	struct file *real = real_file(f);
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+	struct path_buf *pb;
+
+	if (!real) {
+		pb = collect_path_here(NULL, NULL, slot);
+		if (pb && f)
+			pb->flags |= KA_EV_PATH_TRUNCATED; /* an overlay file whose layer file is unknown */
+		return;
+	}
+	file_object(real, &mnt, &dentry);
+	collect_path_here(mnt, dentry, slot);
+}
+
+__attribute__((noinline)) int ka_collect_file(__u64 file, __u32 slot)
+{
+	collect_file_here((struct file *)file, slot);
+	return 0;
+}
+
+static __always_inline struct path_buf *collect_path(struct vfsmount *vfs, struct dentry *dentry, __u32 slot)
+{
+	ka_collect_path(to_number(vfs), to_number(dentry), slot);
+	return bpf_map_lookup_elem(&paths, &slot);
+}
+
 static __always_inline struct path_buf *collect_file(struct file *f, __u32 slot)
 {
-	if (!f)
-		return collect_path(NULL, NULL, slot);
-	return collect_path(BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), slot);
+	ka_collect_file(to_number(f), slot);
+	return bpf_map_lookup_elem(&paths, &slot);
 }
 
 /* component_len is the length read_component would return for component

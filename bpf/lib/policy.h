@@ -97,6 +97,13 @@ struct kind_cfg {
 	__u8 pad;
 	__u32 dfa_start;     /* start state of the kind's pattern automaton; 0: no patterns */
 	__u64 name_lens;     /* the lengths of the execnames (see len_bit) */
+	/* Presets (process kind): the rule that decides, and its action
+	 * (enum ka_verdict: KA_AUDIT or KA_BLOCK); 0: none. */
+	__u32 fileless_rule;
+	__u32 anon_rule;
+	__u8 fileless_action;
+	__u8 anon_action;
+	__u8 pad2[6];
 };
 
 /* (set version << 1) | slot; 0 while no policy set is loaded. */
@@ -278,42 +285,15 @@ struct {
 	__type(value, struct dcache_val);
 } dcache SEC(".maps");
 
-/* The epochs: KA_EPOCH_NAMESPACE moves with whatever changes the path of a
- * directory (directory renames, rmdir, mounts, unmounts, mount moves,
- * pivot_root); KA_EPOCH_NAMES with that and whatever gives a file another
- * name (any rename, a hard link), which the file cache depends on. */
-enum ka_epoch {
-	KA_EPOCH_NAMESPACE = 0,
-	KA_EPOCH_NAMES = 1,
-	KA_EPOCHS = 2,
-};
-
+/* An entry is built here, not on the stack: the stack is shared by the
+ * nested calls of a walk (512 bytes in all). */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KA_EPOCHS);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} epoch SEC(".maps");
+	__type(value, struct dcache_val);
+} dcache_scratch SEC(".maps");
 
-static __always_inline __u64 read_epoch(__u32 which)
-{
-	__u64 *e = bpf_map_lookup_elem(&epoch, &which);
-
-	return e ? *(volatile __u64 *)e : 0;
-}
-
-/* bump_epoch marks a change to the paths of directories (and so of names). */
-static __always_inline void bump_epoch(void)
-{
-	bump(&epoch, KA_EPOCH_NAMESPACE);
-	bump(&epoch, KA_EPOCH_NAMES);
-}
-
-/* bump_names marks that a file may have another name. */
-static __always_inline void bump_names(void)
-{
-	bump(&epoch, KA_EPOCH_NAMES);
-}
 
 /*
  * The file cache: for a file inode, the kinds for which no rule can decide
@@ -342,15 +322,25 @@ struct {
 	__type(value, struct fcache_val);
 } fcache SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fcache_val);
+} fcache_scratch SEC(".maps");
+
 /* cached_file returns the file cache's entry for inode if it says no rule
  * of kind can decide on it as (mnt, dentry) under gen and names epoch nep. */
-static __always_inline const struct fcache_val *cached_file(struct inode *inode, struct vfsmount *mnt,
-							    struct dentry *dentry, __u64 gen, __u64 nep, __u8 kind)
+static __always_inline const struct fcache_val *cached_file(struct inode *inode, __u64 mnt, __u64 dentry, __u64 gen,
+							    __u64 nep, __u8 kind)
 {
 	struct fcache_val *v = bpf_inode_storage_get(&fcache, inode, 0, 0);
+	struct vfsmount *m = (struct vfsmount *)mnt;
 
-	if (!v || v->gen != gen || v->epoch != nep || v->mnt != (__u64)mnt || v->dentry != (__u64)dentry ||
-	    !(v->kinds & (1U << kind)))
+	if (!v || v->gen != gen || v->epoch != nep || v->dentry != dentry || !(v->kinds & (1U << kind)))
+		return NULL;
+	if (v->mnt != mnt && (!mnt || v->mnt != canon_peek((__u64)BPF_CORE_READ(m, mnt_sb), (__u64)BPF_CORE_READ(m, mnt_root),
+							      read_epoch(KA_EPOCH_NAMESPACE))))
 		return NULL;
 	return v;
 }
@@ -423,8 +413,38 @@ struct task_src {
 	__u32 source; /* node of its executable if that is a fromSource, else 0 */
 	__u32 flags;  /* that node's flags (allow-lists) */
 	__u32 unknown; /* its executable's path could not be resolved */
-	__u32 pad;
+	/* Where the task is in running a program (see lsm.bpf.c: loaders). */
+	__u8 phase;  /* enum ka_phase */
+	__u8 loader; /* its program is a dynamic loader */
+	__u8 interp; /* the kernel mapped an interpreter for its program */
+	__u8 ident;  /* enum ka_ident */
 };
+
+enum ka_phase {
+	KA_PHASE_RUNNING = 0, /* not in an exec */
+	KA_PHASE_LOADING = 1, /* past the exec's point of no return: the kernel maps the program */
+};
+
+enum ka_ident {
+	KA_IDENT_EXE = 0,     /* it is its executable */
+	KA_IDENT_PENDING = 1, /* a loader runs: the first other file it maps executable is the program */
+	KA_IDENT_LOADED = 2,  /* it is the program a loader mapped (task_idents) */
+};
+
+/* The program a loader runs, for a process that is it (KA_IDENT_LOADED):
+ * its host path, which stands for the executable in fromSource and alerts. */
+struct task_ident {
+	__u32 len;
+	__u32 flags; /* the path's KA_EV_* flags */
+	__u8 path[KA_PATH_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ident);
+} task_idents SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -465,6 +485,8 @@ struct walk_ctx {
 	__u64 plens;    /* of pnode */
 	__u32 anchor;   /* the deepest fromSource anchor on the executable's path */
 	__u32 anchor_rest; /* components of that path below the anchor */
+	__u32 no_posture; /* an executable mapping: no allow-list posture */
+	__u32 pad3;
 };
 
 struct {
@@ -705,10 +727,11 @@ static __always_inline void tally(const struct decision *d)
 /* unresolvable decides when the object, or which rules apply to the
  * subject, cannot be known: fail closed where the kind blocks. src is NULL
  * when the subject is unknown, and then any source's allow-list may be it. */
-static __always_inline void unresolvable(struct kind_cfg *cfg, __u8 kind, const struct task_src *src,
-					 struct decision *d)
+static __always_inline void unresolvable_as(struct kind_cfg *cfg, __u8 kind, const struct task_src *src,
+					    struct decision *d, int no_posture)
 {
-	int listed = cfg->host_allowlist || (src ? !!(src->flags & KA_NF_ALLOWLIST(kind)) : cfg->src_allowlist);
+	int listed = !no_posture &&
+		     (cfg->host_allowlist || (src ? !!(src->flags & KA_NF_ALLOWLIST(kind)) : cfg->src_allowlist));
 
 	d->rule = 0;
 	if (cfg->has_block || (listed && cfg->posture == KA_POSTURE_BLOCK))
@@ -716,6 +739,12 @@ static __always_inline void unresolvable(struct kind_cfg *cfg, __u8 kind, const 
 	else
 		d->verdict = KA_POSTURE_AUDIT;
 	tally(d);
+}
+
+static __always_inline void unresolvable(struct kind_cfg *cfg, __u8 kind, const struct task_src *src,
+					 struct decision *d)
+{
+	unresolvable_as(cfg, kind, src, d, 0);
 }
 
 /* subject_unknown reports whether fromSource rules of the kind may apply to
@@ -764,7 +793,7 @@ static __always_inline void finish(struct walk_ctx *w, struct kind_cfg *cfg, __u
 	} else if (w->best[KA_ALLOW - 1]) {
 		d->verdict = KA_ALLOW;
 		d->rule = w->best[KA_ALLOW - 1];
-	} else if (listed) {
+	} else if (listed && !w->no_posture) {
 		d->verdict = posture == KA_POSTURE_BLOCK ? KA_POSTURE_BLOCK : KA_POSTURE_AUDIT;
 	}
 	tally(d);
@@ -785,12 +814,13 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 	if (!obj || !w)
 		return;
 	count(KA_CNT_DECISIONS);
+	w->no_posture = op == KA_OP_EXEC_MAP;
 	if ((obj->flags & KA_EV_PATH_TRUNCATED) || subject_unknown(cfg, src)) {
-		unresolvable(cfg, kind, src->unknown ? NULL : src, d);
+		unresolvable_as(cfg, kind, src->unknown ? NULL : src, d, w->no_posture);
 		return;
 	}
 	w->source = src->source;
-	if (cfg->dfa_start) {
+	if (cfg->dfa_start && !(obj->flags & (KA_EV_DETACHED | KA_EV_NO_HOST))) {
 		/* Patterns are the least specific: applied first. */
 		__u32 state = run_dfa(w->slot, cfg->dfa_start);
 
@@ -801,8 +831,11 @@ static __always_inline void decide_path(struct kind_cfg *cfg, __u8 kind, __u8 op
 	w->idx = obj->n;
 	enter_root(w);
 	w->apply = 1;
-	if (obj->flags & KA_EV_DETACHED) {
-		/* A name, not a path: only execname rules can match. */
+	if (obj->flags & (KA_EV_DETACHED | KA_EV_NO_HOST)) {
+		/* A name, not a host path: only execname rules can match, and
+		 * for a program, the filelessExec preset. */
+		if (cfg->fileless_rule && (op == KA_OP_EXEC || op == KA_OP_EXEC_MAP))
+			w->best[(cfg->fileless_action - 1) & 3] = cfg->fileless_rule;
 	} else if (obj->n == 0) {
 		w->terminal = KA_ROOT_NODE;
 		w->tflags = w->flags;
@@ -859,7 +892,9 @@ static __always_inline const struct dcache_val *cached_parent(struct vfsmount *m
 
 	if (!v)
 		return NULL;
-	if (v->gen != gen || v->epoch != ep || v->mnt != (__u64)mnt || v->dentry != (__u64)parent ||
+	if (v->gen != gen || v->epoch != ep ||
+	    (v->mnt != (__u64)mnt && v->mnt != canon_peek((__u64)mnt->mnt_sb, (__u64)mnt->mnt_root, ep)) ||
+	    v->dentry != (__u64)parent ||
 	    v->parent != (__u64)parent->d_parent ||
 	    /* Two loads: the verifier checks a direct read against one member
 	     * of the union, and hash_len's first is the 4-byte hash. */
@@ -922,8 +957,9 @@ static __always_inline void decide_cached(struct kind_cfg *cfg, __u8 kind, __u8 
 	}
 	count(KA_CNT_DECISIONS);
 	count(KA_CNT_CACHED);
+	w->no_posture = op == KA_OP_EXEC_MAP;
 	if (subject_unknown(cfg, src)) {
-		unresolvable(cfg, kind, NULL, d);
+		unresolvable_as(cfg, kind, NULL, d, w->no_posture);
 		return;
 	}
 	w->source = src->source;
@@ -957,12 +993,12 @@ static __always_inline void remember_parent(const struct kind_cfg *cfg, struct v
 	struct walk_ctx *w = walk_ctx();
 	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
 	struct inode *dir = parent->d_inode;
-	struct dcache_val v = {};
+	struct dcache_val *vp = bpf_map_lookup_elem(&dcache_scratch, &(__u32){0});
 	struct dentry *leafd;
 	__u32 leaf, dlen;
 
-	if (!obj || !w || !c || !dir || !w->apply || w->deep || !obj->n ||
-	    (obj->flags & (KA_EV_PATH_TRUNCATED | KA_EV_DETACHED)) || obj->mode != KA_PB_DENTRY)
+	if (!vp || !obj || !w || !c || !dir || !w->apply || w->deep || !obj->n || !c->start_mnt ||
+	    (obj->flags & (KA_EV_PATH_TRUNCATED | KA_EV_DETACHED | KA_EV_NO_HOST)) || obj->mode != KA_PB_DENTRY)
 		return;
 	/* A local first: inside BPF_CORE_READ, obj->dent would be relocated
 	 * against kernel types too, and fail. */
@@ -972,29 +1008,30 @@ static __always_inline void remember_parent(const struct kind_cfg *cfg, struct v
 	/* Room for one more component, and for a name of a byte at least. */
 	if (leaf > c->total || obj->n >= KA_MAX_DEPTH || dlen + 3 > KA_PATH_MAX)
 		return;
+	__builtin_memset(vp, 0, sizeof(*vp));
 	/* The directory's path, '/', the name and a NUL fit in KA_PATH_MAX. */
-	v.max_name = KA_PATH_MAX - 2 - dlen;
-	if (v.max_name > KA_NAME_LEN - 1)
-		v.max_name = KA_NAME_LEN - 1;
-	v.gen = d->gen;
-	v.epoch = ep;
+	vp->max_name = KA_PATH_MAX - 2 - dlen;
+	if (vp->max_name > KA_NAME_LEN - 1)
+		vp->max_name = KA_NAME_LEN - 1;
+	vp->gen = d->gen;
+	vp->epoch = ep;
 	/* Numbers, as the value holds them. */
-	v.mnt = as_number(c, mnt);
-	v.dentry = as_number(c, parent);
-	v.parent = (__u64)BPF_CORE_READ(parent, d_parent);
-	v.hash_len = BPF_CORE_READ(parent, d_name.hash_len);
-	v.node = w->pnode;
-	v.flags = w->pflags;
-	v.lens = w->plens;
-	v.named = fast_mask(cfg, v.node, v.flags, v.lens);
-	v.sourced = cfg->has_sourced;
+	vp->mnt = c->start_mnt; /* canonical: the entry serves every mount that shows the directory */
+	vp->dentry = as_number(c, parent);
+	vp->parent = (__u64)BPF_CORE_READ(parent, d_parent);
+	vp->hash_len = BPF_CORE_READ(parent, d_name.hash_len);
+	vp->node = w->pnode;
+	vp->flags = w->pflags;
+	vp->lens = w->plens;
+	vp->named = fast_mask(cfg, vp->node, vp->flags, vp->lens);
+	vp->sourced = cfg->has_sourced;
 	/* Settings read from a slot rewritten meanwhile make no entry. */
 	if (torn(d))
 		return;
 	/* Replaced, never written in place (see dcache); if another program
 	 * creates one in between, its entry stays, as good as this one. */
 	bpf_inode_storage_delete(&dcache, dir);
-	bpf_inode_storage_get(&dcache, dir, &v, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	bpf_inode_storage_get(&dcache, dir, vp, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 /* decide_syscall decides system call nr: its rules without a path, then,

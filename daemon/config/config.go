@@ -101,6 +101,7 @@ type Config struct {
 	LogTarget                      LogTarget
 	AlertTarget                    AlertTarget
 	AlertSource                    enforcer.AlertSource
+	UnprivilegedUserNamespaces     string // allow, audit or block
 	HostVisibility                 monitor.Kinds
 	HostLogTarget                  HostLogTarget
 	ReloadDebounce                 time.Duration
@@ -319,6 +320,7 @@ type rawConfig struct {
 	LogTarget                      string            `mapstructure:"logTarget"`
 	AlertTarget                    string            `mapstructure:"alertTarget"`
 	AlertSource                    string            `mapstructure:"alertSource"`
+	UnprivilegedUserNamespaces     string            `mapstructure:"unprivilegedUserNamespaces"`
 	HostVisibility                 string            `mapstructure:"hostVisibility"`
 	HostLogTarget                  string            `mapstructure:"hostLogTarget"`
 	ReloadDebounce                 time.Duration     `mapstructure:"reloadDebounce"`
@@ -343,6 +345,7 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		KeyLogTarget:                      r.LogTarget,
 		KeyAlertTarget:                    r.AlertTarget,
 		KeyAlertSource:                    r.AlertSource,
+		KeyUnprivilegedUserNamespaces:     r.UnprivilegedUserNamespaces,
 		KeyHostVisibility:                 r.HostVisibility,
 		KeyHostLogTarget:                  r.HostLogTarget,
 		KeyBPFPinPath:                     r.BPFPinPath,
@@ -389,6 +392,7 @@ func (r rawConfig) build(ks []key, labels map[string]string, origins map[string]
 		LogTarget:                      LogTarget(typed[KeyLogTarget].(string)),
 		AlertTarget:                    AlertTarget(typed[KeyAlertTarget].(string)),
 		AlertSource:                    enforcer.AlertSource(typed[KeyAlertSource].(string)),
+		UnprivilegedUserNamespaces:     typed[KeyUnprivilegedUserNamespaces].(string),
 		HostVisibility:                 vis,
 		HostLogTarget:                  HostLogTarget(typed[KeyHostLogTarget].(string)),
 		ReloadDebounce:                 r.ReloadDebounce,
@@ -485,6 +489,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String(KeyLogTarget, string(c.LogTarget)),
 		slog.String(KeyAlertTarget, string(c.AlertTarget)),
 		slog.String(KeyAlertSource, string(c.AlertSource)),
+		slog.String(KeyUnprivilegedUserNamespaces, c.UnprivilegedUserNamespaces),
 		slog.String(KeyHostVisibility, c.HostVisibility.String()),
 		slog.String(KeyHostLogTarget, string(c.HostLogTarget)),
 		slog.Duration(KeyReloadDebounce, c.ReloadDebounce),

@@ -30,6 +30,7 @@ func defaults() Config {
 		LogTarget:                      LogTargetAuto,
 		AlertTarget:                    AlertTargetAuto,
 		AlertSource:                    enforcer.AlertEBPF,
+		UnprivilegedUserNamespaces:     "audit",
 		HostVisibility:                 monitor.Process | monitor.File | monitor.Network | monitor.Capabilities,
 		HostLogTarget:                  HostLogTargetNone,
 		ReloadDebounce:                 200 * time.Millisecond,
@@ -430,7 +431,7 @@ func TestLogValueAndCopies(t *testing.T) {
 	}
 	want := `file="(none)" policyDir="/etc/kubearmor/policies" enforcer="auto" hostDefaultFilePosture="audit" ` +
 		`hostDefaultNetworkPosture="audit" hostDefaultCapabilitiesPosture="audit" hostName="testhost" ` +
-		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" alertSource="ebpf" hostVisibility="process,file,network,capabilities" hostLogTarget="none" reloadDebounce="200ms" ` +
+		`nodeLabels="a=1,b=2" logLevel="info" logTarget="auto" alertTarget="auto" alertSource="ebpf" unprivilegedUserNamespaces="audit" hostVisibility="process,file,network,capabilities" hostLogTarget="none" reloadDebounce="200ms" ` +
 		`bpfPinPath="/sys/fs/bpf/kubearmor" stateDir="/var/lib/kubearmor" apiSocket="/run/kubearmor/kubearmor.sock" metricsAddress="" telemetryRate="20000"`
 	if got := cfg.String(); got != want {
 		t.Errorf("String:\n got %s\nwant %s", got, want)

@@ -28,6 +28,7 @@ const (
 	KeyLogTarget                      = "logTarget"
 	KeyAlertTarget                    = "alertTarget"
 	KeyAlertSource                    = "alertSource"
+	KeyUnprivilegedUserNamespaces     = "unprivilegedUserNamespaces"
 	KeyHostVisibility                 = "hostVisibility"
 	KeyHostLogTarget                  = "hostLogTarget"
 	KeyReloadDebounce                 = "reloadDebounce"
@@ -105,6 +106,8 @@ func keys() []key {
 			usage: "where alert records go"},
 		{name: KeyAlertSource, kind: kindEnum, enum: []string{"ebpf", "audit", "both"}, def: "ebpf",
 			usage: "where the AppArmor enforcer's alerts come from: ebpf (refusals seen at the kernel's LSM entry points), audit (AppArmor's records in the kernel audit log; experimental) or both (each decision's two alerts linked); BPF-LSM alerts always come from its own programs"},
+		{name: KeyUnprivilegedUserNamespaces, kind: kindEnum, enum: []string{"allow", "audit", "block"}, def: "audit",
+			usage: "what the BPF-LSM enforcer does when a process without CAP_SYS_ADMIN on the host creates a user namespace (the way to unprivileged mounts, overlays and chroots): allow, audit (an alert) or block"},
 		{name: KeyHostVisibility, kind: kindVisibility, def: "process,file,network,capabilities",
 			usage: "what the monitors observe for logs and summaries: process, file, network, capabilities, or none"},
 		{name: KeyHostLogTarget, kind: kindEnum, enum: []string{"none", "journald", "stdout"}, def: "none",

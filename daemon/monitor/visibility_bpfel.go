@@ -27,6 +27,41 @@ type visibilityBuildCtx struct {
 	Pad  uint32
 }
 
+type visibilityCanonCtx struct {
+	_       structs.HostLayout
+	Host    uint64
+	Head    uint64
+	Pos     uint64
+	Best    uint64
+	Last    uint64
+	BestIdx int32
+	BestId  int32
+	N       uint32
+	Pad     uint32
+	K       visibilityCanonKey
+	V       visibilityCanonVal
+	Ring    [32]uint64
+}
+
+type visibilityCanonKey struct {
+	_   structs.HostLayout
+	Sb  uint64
+	Top uint64
+}
+
+type visibilityCanonVal struct {
+	_     structs.HostLayout
+	Epoch uint64
+	Mnt   uint64
+}
+
+type visibilityClimbCtx struct {
+	_    structs.HostLayout
+	Task uint64
+	Top  uint32
+	Pad  uint32
+}
+
 type visibilityCollectCtx struct {
 	_         structs.HostLayout
 	Dentry    uint64
@@ -38,7 +73,16 @@ type visibilityCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	NoHost    uint32
+	Pad       uint32
+	StartMnt  uint64
 	Number    uint64
+}
+
+type visibilityHostInfo struct {
+	_      structs.HostLayout
+	MntNs  uint64
+	UserNs uint64
 }
 
 type visibilityKaEventFlag uint32
@@ -49,6 +93,8 @@ const (
 	visibilityKaEventFlagKA_EV_SCRATCH_BUSY   visibilityKaEventFlag = 4
 	visibilityKaEventFlagKA_EV_DETACHED       visibilityKaEventFlag = 8
 	visibilityKaEventFlagKA_EV_TORN           visibilityKaEventFlag = 16
+	visibilityKaEventFlagKA_EV_NO_HOST        visibilityKaEventFlag = 32
+	visibilityKaEventFlagKA_EV_LOADED         visibilityKaEventFlag = 64
 )
 
 type visibilityKaVisCounter uint32
@@ -154,9 +200,15 @@ const (
 	visibilityMapBuckets        = "buckets"
 	visibilityMapBuildState     = "build_state"
 	visibilityMapBusy           = "busy"
+	visibilityMapCanon          = "canon"
+	visibilityMapCanonState     = "canon_state"
+	visibilityMapClimbState     = "climb_state"
 	visibilityMapCollectState   = "collect_state"
 	visibilityMapCounters       = "counters"
+	visibilityMapEpoch          = "epoch"
+	visibilityMapHost           = "host"
 	visibilityMapInflight       = "inflight"
+	visibilityMapNumbers        = "numbers"
 	visibilityMapPaths          = "paths"
 	visibilityMapSplitState     = "split_state"
 	visibilityMapTelemetry      = "telemetry"
@@ -231,9 +283,15 @@ type visibilityMapSpecs struct {
 	Buckets      *ebpf.MapSpec `ebpf:"buckets"`
 	BuildState   *ebpf.MapSpec `ebpf:"build_state"`
 	Busy         *ebpf.MapSpec `ebpf:"busy"`
+	Canon        *ebpf.MapSpec `ebpf:"canon"`
+	CanonState   *ebpf.MapSpec `ebpf:"canon_state"`
+	ClimbState   *ebpf.MapSpec `ebpf:"climb_state"`
 	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Epoch        *ebpf.MapSpec `ebpf:"epoch"`
+	Host         *ebpf.MapSpec `ebpf:"host"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
+	Numbers      *ebpf.MapSpec `ebpf:"numbers"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 	Telemetry    *ebpf.MapSpec `ebpf:"telemetry"`
@@ -276,9 +334,15 @@ type visibilityMaps struct {
 	Buckets      *ebpf.Map `ebpf:"buckets"`
 	BuildState   *ebpf.Map `ebpf:"build_state"`
 	Busy         *ebpf.Map `ebpf:"busy"`
+	Canon        *ebpf.Map `ebpf:"canon"`
+	CanonState   *ebpf.Map `ebpf:"canon_state"`
+	ClimbState   *ebpf.Map `ebpf:"climb_state"`
 	CollectState *ebpf.Map `ebpf:"collect_state"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	Epoch        *ebpf.Map `ebpf:"epoch"`
+	Host         *ebpf.Map `ebpf:"host"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
+	Numbers      *ebpf.Map `ebpf:"numbers"`
 	Paths        *ebpf.Map `ebpf:"paths"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 	Telemetry    *ebpf.Map `ebpf:"telemetry"`
@@ -291,9 +355,15 @@ func (m *visibilityMaps) Close() error {
 		m.Buckets,
 		m.BuildState,
 		m.Busy,
+		m.Canon,
+		m.CanonState,
+		m.ClimbState,
 		m.CollectState,
 		m.Counters,
+		m.Epoch,
+		m.Host,
 		m.Inflight,
+		m.Numbers,
 		m.Paths,
 		m.SplitState,
 		m.Telemetry,

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kubearmor/kubearmor-host/enforcer"
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
@@ -21,6 +23,9 @@ const (
 	ResultPassed          = "Passed"
 	ResultDenied          = "Permission denied"
 	PolicyDefaultPosture  = "DefaultPosture"
+	// PolicyUserNamespaces names the setting that decides user namespaces
+	// created by unprivileged processes.
+	PolicyUserNamespaces = "unprivilegedUserNamespaces"
 )
 
 // Alert is one policy decision, as KubeArmor's Alert message. JSON uses the
@@ -142,6 +147,25 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 		a.Resource = "CAP_" + strings.ToUpper(policy.Capability(ev.Res0).String())
 	}
 	a.Data = "lsm=" + lsmHook(ev.Op)
+	switch ev.Op {
+	case match.OpExecAnon:
+		a.ProcessName = ev.Exe
+		a.Resource = "anonymous memory"
+		a.Data += " " + protDescription(ev.Res0, ev.Res1)
+	case match.OpUserNS:
+		a.Operation = "Process"
+		a.ProcessName = ev.Exe
+		a.Resource = "user namespace"
+	}
+	if ev.Loaded {
+		a.Data += " loaded-by=" + ev.Exe // the loader mapped the program: no execve of it
+	}
+	if ev.NoHostPath {
+		a.Data += " path=no-host-path"
+	}
+	if ev.ExeNoHostPath {
+		a.Data += " exe=no-host-path"
+	}
 	if ev.Op == match.OpSyscall {
 		name, ok := policy.SyscallName(int(ev.Res0))
 		if !ok {
@@ -164,8 +188,10 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 	if ev.ExeTruncated {
 		a.Data = strings.TrimSpace(a.Data + " exe=unresolvable")
 	}
-	switch ev.Verdict {
-	case match.PostureAudit, match.PostureBlock:
+	switch {
+	case ev.Op == match.OpUserNS:
+		a.PolicyName = PolicyUserNamespaces
+	case ev.Verdict == match.PostureAudit || ev.Verdict == match.PostureBlock:
 		a.PolicyName = PolicyDefaultPosture
 	default:
 		if r, ok := c.Rule(ev.Version, ev.RuleID); ok {
@@ -216,8 +242,46 @@ func lsmHook(op match.Op) string {
 		return "SECURITY_SOCKET_BIND"
 	case match.OpCapable:
 		return "SECURITY_CAPABLE"
+	case match.OpExecMap:
+		return "SECURITY_MMAP_FILE"
+	case match.OpExecAnon:
+		return "SECURITY_MMAP_ANON"
+	case match.OpUserNS:
+		return "SECURITY_USERNS_CREATE"
 	}
 	return "SECURITY_PATH_" + strings.ToUpper(op.String())
+}
+
+// howMprotect marks, in Event.Res1 of OpExecAnon, memory made executable by
+// mprotect rather than mmap (KA_HOW_MPROTECT).
+const howMprotect = 1 << 31
+
+// protDescription says how anonymous memory was made executable: the
+// protection asked for and the mmap flags (for mprotect, the mapping's).
+func protDescription(prot, how uint32) string {
+	var p []string
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{{unix.PROT_READ, "PROT_READ"}, {unix.PROT_WRITE, "PROT_WRITE"}, {unix.PROT_EXEC, "PROT_EXEC"}} {
+		if prot&f.bit != 0 {
+			p = append(p, f.name)
+		}
+	}
+	var m []string
+	for _, f := range []struct {
+		bit  uint32
+		name string
+	}{{unix.MAP_SHARED, "MAP_SHARED"}, {unix.MAP_PRIVATE, "MAP_PRIVATE"}, {unix.MAP_ANONYMOUS, "MAP_ANONYMOUS"}} {
+		if how&f.bit != 0 {
+			m = append(m, f.name)
+		}
+	}
+	call := "mmap"
+	if how&howMprotect != 0 {
+		call = "mprotect"
+	}
+	return "call=" + call + " prot=" + strings.Join(p, "|") + " flags=" + strings.Join(m, "|")
 }
 
 // socketResource describes a socket as KubeArmor does:

@@ -166,6 +166,24 @@ func Compile(set *policy.Set) (*Spec, error) {
 	return c.spec, nil
 }
 
+// addPreset sets the rule that decides a preset's operations: the reference
+// matcher's, a Block before an Audit, then the lower ID (presets are all as
+// specific as each other and name no source).
+func (c *compiler) addPreset(r *policy.Rule) {
+	k := &c.spec.Kinds[r.Kind]
+	rule, action := &k.FilelessRule, &k.FilelessAction
+	if r.Preset == policy.PresetAnonMapExec {
+		rule, action = &k.AnonRule, &k.AnonAction
+	}
+	verdict := uint8(lsmKaVerdictKA_AUDIT)
+	if r.Action == policy.ActionBlock {
+		verdict = uint8(lsmKaVerdictKA_BLOCK)
+	}
+	if *rule == 0 || verdict > *action {
+		*rule, *action = r.ID, verdict
+	}
+}
+
 type nodeKey struct {
 	parent uint32
 	name   string
@@ -208,6 +226,10 @@ func (c *compiler) child(parent uint32, name string) uint32 {
 func (c *compiler) add(r *policy.Rule) error {
 	if r.Kind == policy.KindSyscall {
 		return c.addSyscall(r)
+	}
+	if r.Match == policy.MatchPreset {
+		c.addPreset(r)
+		return nil
 	}
 	accesses := accessesOf(r.Kind)
 	if accesses == nil {

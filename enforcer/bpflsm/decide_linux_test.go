@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(execServerEnv) == "1" {
 		os.Exit(runExecServer())
 	}
+	if os.Getenv(memfdExecEnv) != "" {
+		os.Exit(runMemfdExec(os.Getenv(memfdExecEnv)))
+	}
 	os.Exit(testutils.RunWithLeakCheck(m))
 }
 
@@ -92,6 +95,9 @@ func (d *testDecider) decide(t testing.TB, op match.Op, s match.Subject, o match
 	if o.PathTooLong {
 		in.Flags = uint32(lsmKaEventFlagKA_EV_PATH_TRUNCATED)
 	}
+	if o.NoHostPath {
+		in.Flags |= uint32(lsmKaEventFlagKA_EV_NO_HOST)
+	}
 	if s.ExeUnknown {
 		in.ExeFlags = uint32(lsmKaEventFlagKA_EV_PATH_TRUNCATED)
 	}
@@ -127,6 +133,14 @@ func TestDecideDifferential(t *testing.T) {
 			op, s, o := hostUniverse.randomQuery(rng, "")
 			o.PathTooLong = o.Path != "" && rng.IntN(50) == 0
 			s.ExeUnknown = rng.IntN(50) == 0
+			// Reached another way: a file mapped executable (the loader's
+			// way to a program), or one no host mount shows.
+			if op == match.OpExec && rng.IntN(3) == 0 {
+				op = match.OpExecMap
+			}
+			if (op.Kind() == policy.KindProcess || op.Kind() == policy.KindFile) && rng.IntN(20) == 0 {
+				o.NoHostPath = true
+			}
 			want := m.Decide(op, s, o)
 			seen[want.Verdict]++
 			kinds[op.Kind()]++

@@ -33,6 +33,34 @@ type Options struct {
 	// when the daemon dies (see pin_linux.go). Programs a previous daemon
 	// pinned there keep enforcing until Pin replaces them.
 	PinDir string
+	// UserNamespaces is what happens when an unprivileged process creates
+	// a user namespace: UserNSAllow (the zero value), UserNSAudit or
+	// UserNSBlock.
+	UserNamespaces UserNS
+}
+
+// UserNS is the setting for user namespaces created by unprivileged
+// processes (config key unprivilegedUserNamespaces).
+type UserNS uint32
+
+// UserNS settings, numbered as enum ka_userns.
+const (
+	UserNSAllow = UserNS(lsmKaUsernsKA_USERNS_ALLOW)
+	UserNSAudit = UserNS(lsmKaUsernsKA_USERNS_AUDIT)
+	UserNSBlock = UserNS(lsmKaUsernsKA_USERNS_BLOCK)
+)
+
+// ParseUserNS reads the config value: allow, audit or block.
+func ParseUserNS(s string) (UserNS, error) {
+	switch s {
+	case "allow":
+		return UserNSAllow, nil
+	case "audit":
+		return UserNSAudit, nil
+	case "block":
+		return UserNSBlock, nil
+	}
+	return 0, fmt.Errorf("user namespace setting %q: want allow, audit or block", s)
 }
 
 // hooks are the LSM programs, one per hook.
@@ -59,6 +87,11 @@ type hooks struct {
 	SbUmount      *ebpf.Program `ebpf:"ka_sb_umount"`
 	MoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
 	SbPivotroot   *ebpf.Program `ebpf:"ka_sb_pivotroot"`
+	ExecDone      *ebpf.Program `ebpf:"ka_exec_done"`
+	TaskAlloc     *ebpf.Program `ebpf:"ka_task_alloc"`
+	MmapFile      *ebpf.Program `ebpf:"ka_mmap_file"`
+	FileMprotect  *ebpf.Program `ebpf:"ka_file_mprotect"`
+	UsernsCreate  *ebpf.Program `ebpf:"ka_userns_create"`
 }
 
 // afterChange are tracing programs (fexit) that move the caches' epochs
@@ -104,6 +137,10 @@ type Enforcer struct {
 		// Epoch holds the caches' epochs, which the afterChange programs
 		// share.
 		Epoch *ebpf.Map `ebpf:"epoch"`
+		// Settings is written once, at load; Loaders is seeded with the
+		// system's dynamic loaders (seedLoaders).
+		Settings *ebpf.Map `ebpf:"settings"`
+		Loaders  *ebpf.Map `ebpf:"loaders"`
 		policyMaps
 	}
 	after     afterChange
@@ -145,6 +182,13 @@ func Load(opts Options) (*Enforcer, error) {
 			e.log.Error("BPF verifier rejected the programs", "log", fmt.Sprintf("%+v", ve))
 		}
 		return nil, fmt.Errorf("load BPF-LSM programs: %w", err)
+	}
+	if err := e.SetUserNamespaces(opts.UserNamespaces); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("write settings: %w", err)
+	}
+	for _, l := range seedLoaders(e.objs.Loaders) {
+		e.log.Debug("dynamic loader", "path", l)
 	}
 	links, err := attachAll(programsOf(&e.objs.hooks), programNames[hooks]())
 	if err != nil {
@@ -205,6 +249,12 @@ func attach(p *ebpf.Program) (link.Link, error) {
 		return link.AttachTracing(link.TracingOptions{Program: p})
 	}
 	return link.AttachLSM(link.LSMOptions{Program: p})
+}
+
+// SetUserNamespaces changes what happens when an unprivileged process
+// creates a user namespace, at once.
+func (e *Enforcer) SetUserNamespaces(u UserNS) error {
+	return e.objs.Settings.Put(uint32(0), lsmKaSettings{Userns: uint32(u)})
 }
 
 // Name implements enforcer.Enforcer.
@@ -295,6 +345,7 @@ func (e *Enforcer) Stats() enforcer.Stats {
 		ScratchBusy:    c[lsmKaCounterKA_CNT_SCRATCH_BUSY],
 		Torn:           c[lsmKaCounterKA_CNT_TORN],
 		Cached:         c[lsmKaCounterKA_CNT_CACHED] + c[lsmKaCounterKA_CNT_FAST],
+		MountsCut:      c[lsmKaCounterKA_CNT_CANON_CUT],
 		Undelivered:    e.undelivered.Load(),
 		Malformed:      e.malformed.Load(),
 	}
@@ -341,7 +392,7 @@ func (e *Enforcer) Close() error {
 	for _, p := range append(append(programsOf(&e.objs.hooks), e.objs.SysEnter), programsOf(&e.after)...) {
 		errs = append(errs, p.Close()) // nil (not loaded) closes as nothing
 	}
-	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.Epoch, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.SysOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
+	for _, m := range []*ebpf.Map{e.objs.Alerts, e.objs.Epoch, e.objs.Settings, e.objs.Loaders, e.objs.TrieOuter, e.objs.RulesOuter, e.objs.StatsOuter, e.objs.DfaOuter, e.objs.SysOuter, e.objs.Kinds, e.objs.Active, e.objs.Stamps, e.objs.Counters} {
 		errs = append(errs, m.Close())
 	}
 	return errors.Join(errs...)

@@ -36,7 +36,10 @@ type lsmAlert struct {
 	Flags    uint8
 	PathLen  uint16
 	ExeLen   uint16
+	ExeFlags uint8
+	Pad      [3]uint8
 	Comm     [16]uint8
+	_        [4]byte
 }
 
 type lsmAlertBuf struct {
@@ -53,6 +56,41 @@ type lsmBuildCtx struct {
 	Pad  uint32
 }
 
+type lsmCanonCtx struct {
+	_       structs.HostLayout
+	Host    uint64
+	Head    uint64
+	Pos     uint64
+	Best    uint64
+	Last    uint64
+	BestIdx int32
+	BestId  int32
+	N       uint32
+	Pad     uint32
+	K       lsmCanonKey
+	V       lsmCanonVal
+	Ring    [32]uint64
+}
+
+type lsmCanonKey struct {
+	_   structs.HostLayout
+	Sb  uint64
+	Top uint64
+}
+
+type lsmCanonVal struct {
+	_     structs.HostLayout
+	Epoch uint64
+	Mnt   uint64
+}
+
+type lsmClimbCtx struct {
+	_    structs.HostLayout
+	Task uint64
+	Top  uint32
+	Pad  uint32
+}
+
 type lsmCollectCtx struct {
 	_         structs.HostLayout
 	Dentry    uint64
@@ -64,6 +102,9 @@ type lsmCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	NoHost    uint32
+	Pad       uint32
+	StartMnt  uint64
 	Number    uint64
 }
 
@@ -110,6 +151,12 @@ type lsmFcacheVal struct {
 	Sourced uint32
 }
 
+type lsmHostInfo struct {
+	_      structs.HostLayout
+	MntNs  uint64
+	UserNs uint64
+}
+
 type lsmKaAccess uint32
 
 const (
@@ -134,7 +181,8 @@ const (
 	lsmKaCounterKA_CNT_TORN           lsmKaCounter = 7
 	lsmKaCounterKA_CNT_CACHED         lsmKaCounter = 8
 	lsmKaCounterKA_CNT_FAST           lsmKaCounter = 9
-	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 10
+	lsmKaCounterKA_CNT_CANON_CUT      lsmKaCounter = 10
+	lsmKaCounterKA_CNT_MAX            lsmKaCounter = 11
 )
 
 type lsmKaEventFlag uint32
@@ -145,6 +193,8 @@ const (
 	lsmKaEventFlagKA_EV_SCRATCH_BUSY   lsmKaEventFlag = 4
 	lsmKaEventFlagKA_EV_DETACHED       lsmKaEventFlag = 8
 	lsmKaEventFlagKA_EV_TORN           lsmKaEventFlag = 16
+	lsmKaEventFlagKA_EV_NO_HOST        lsmKaEventFlag = 32
+	lsmKaEventFlagKA_EV_LOADED         lsmKaEventFlag = 64
 )
 
 type lsmKaKeyType uint32
@@ -200,6 +250,9 @@ const (
 	lsmKaOpKA_OP_BIND          lsmKaOp = 17
 	lsmKaOpKA_OP_CAPABLE       lsmKaOp = 18
 	lsmKaOpKA_OP_SYSCALL       lsmKaOp = 19
+	lsmKaOpKA_OP_EXEC_MAP      lsmKaOp = 20
+	lsmKaOpKA_OP_EXEC_ANON     lsmKaOp = 21
+	lsmKaOpKA_OP_USERNS        lsmKaOp = 22
 )
 
 type lsmKaProto uint32
@@ -221,6 +274,20 @@ const (
 	lsmKaProtoKA_PROTO_MAX       lsmKaProto = 13
 )
 
+type lsmKaSettings struct {
+	_      structs.HostLayout
+	Userns uint32
+	Pad    uint32
+}
+
+type lsmKaUserns uint32
+
+const (
+	lsmKaUsernsKA_USERNS_ALLOW lsmKaUserns = 0
+	lsmKaUsernsKA_USERNS_AUDIT lsmKaUserns = 1
+	lsmKaUsernsKA_USERNS_BLOCK lsmKaUserns = 2
+)
+
 type lsmKaVerdict uint32
 
 const (
@@ -233,18 +300,23 @@ const (
 )
 
 type lsmKindCfg struct {
-	_             structs.HostLayout
-	HasRules      uint8
-	HasBlock      uint8
-	HostAllowlist uint8
-	Posture       uint8
-	HasNames      uint8
-	SrcAllowlist  uint8
-	HasSourced    uint8
-	Pad           uint8
-	DfaStart      uint32
-	_             [4]byte
-	NameLens      uint64
+	_              structs.HostLayout
+	HasRules       uint8
+	HasBlock       uint8
+	HostAllowlist  uint8
+	Posture        uint8
+	HasNames       uint8
+	SrcAllowlist   uint8
+	HasSourced     uint8
+	Pad            uint8
+	DfaStart       uint32
+	_              [4]byte
+	NameLens       uint64
+	FilelessRule   uint32
+	AnonRule       uint32
+	FilelessAction uint8
+	AnonAction     uint8
+	Pad2           [6]uint8
 }
 
 type lsmPathBuf struct {
@@ -300,6 +372,13 @@ type lsmSysFilter struct {
 	Pad      uint8
 }
 
+type lsmTaskIdent struct {
+	_     structs.HostLayout
+	Len   uint32
+	Flags uint32
+	Path  [4096]uint8
+}
+
 type lsmTaskSrc struct {
 	_       structs.HostLayout
 	Gen     uint64
@@ -307,7 +386,10 @@ type lsmTaskSrc struct {
 	Source  uint32
 	Flags   uint32
 	Unknown uint32
-	Pad     uint32
+	Phase   uint8
+	Loader  uint8
+	Interp  uint8
+	Ident   uint8
 }
 
 type lsmTestInput struct {
@@ -373,6 +455,8 @@ type lsmWalkCtx struct {
 	Plens      uint64
 	Anchor     uint32
 	AnchorRest uint32
+	NoPosture  uint32
+	Pad3       uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -383,22 +467,32 @@ const (
 	lsmMapAlerts           = "alerts"
 	lsmMapBuildState       = "build_state"
 	lsmMapBusy             = "busy"
+	lsmMapCanon            = "canon"
+	lsmMapCanonState       = "canon_state"
+	lsmMapClimbState       = "climb_state"
 	lsmMapCollectState     = "collect_state"
 	lsmMapCounters         = "counters"
 	lsmMapDcache           = "dcache"
+	lsmMapDcacheScratch    = "dcache_scratch"
 	lsmMapDfaOuter         = "dfa_outer"
 	lsmMapDfaState         = "dfa_state"
 	lsmMapEpoch            = "epoch"
 	lsmMapEvbuf            = "evbuf"
 	lsmMapFcache           = "fcache"
+	lsmMapFcacheScratch    = "fcache_scratch"
+	lsmMapHost             = "host"
 	lsmMapKeybuf           = "keybuf"
 	lsmMapKinds            = "kinds"
+	lsmMapLoaders          = "loaders"
+	lsmMapNumbers          = "numbers"
 	lsmMapPaths            = "paths"
 	lsmMapRulesOuter       = "rules_outer"
+	lsmMapSettings         = "settings"
 	lsmMapSplitState       = "split_state"
 	lsmMapStamps           = "stamps"
 	lsmMapStatsOuter       = "stats_outer"
 	lsmMapSysfilterOuter   = "sysfilter_outer"
+	lsmMapTaskIdents       = "task_idents"
 	lsmMapTaskSrcs         = "task_srcs"
 	lsmMapTestIn           = "test_in"
 	lsmMapTestOut          = "test_out"
@@ -407,7 +501,10 @@ const (
 	lsmProgKaBprmCheck     = "ka_bprm_check"
 	lsmProgKaBprmCommitted = "ka_bprm_committed"
 	lsmProgKaCapable       = "ka_capable"
+	lsmProgKaExecDone      = "ka_exec_done"
+	lsmProgKaFileMprotect  = "ka_file_mprotect"
 	lsmProgKaFileOpen      = "ka_file_open"
+	lsmProgKaMmapFile      = "ka_mmap_file"
 	lsmProgKaMountDone     = "ka_mount_done"
 	lsmProgKaMoveMount     = "ka_move_mount"
 	lsmProgKaPathChmod     = "ka_path_chmod"
@@ -429,8 +526,10 @@ const (
 	lsmProgKaSocketConnect = "ka_socket_connect"
 	lsmProgKaSocketCreate  = "ka_socket_create"
 	lsmProgKaSysEnter      = "ka_sys_enter"
+	lsmProgKaTaskAlloc     = "ka_task_alloc"
 	lsmProgKaTestDecide    = "ka_test_decide"
 	lsmProgKaUmountDone    = "ka_umount_done"
+	lsmProgKaUsernsCreate  = "ka_userns_create"
 	lsmVarKaUnusedTypes    = "ka_unused_types"
 )
 
@@ -479,7 +578,10 @@ type lsmProgramSpecs struct {
 	KaBprmCheck     *ebpf.ProgramSpec `ebpf:"ka_bprm_check"`
 	KaBprmCommitted *ebpf.ProgramSpec `ebpf:"ka_bprm_committed"`
 	KaCapable       *ebpf.ProgramSpec `ebpf:"ka_capable"`
+	KaExecDone      *ebpf.ProgramSpec `ebpf:"ka_exec_done"`
+	KaFileMprotect  *ebpf.ProgramSpec `ebpf:"ka_file_mprotect"`
 	KaFileOpen      *ebpf.ProgramSpec `ebpf:"ka_file_open"`
+	KaMmapFile      *ebpf.ProgramSpec `ebpf:"ka_mmap_file"`
 	KaMountDone     *ebpf.ProgramSpec `ebpf:"ka_mount_done"`
 	KaMoveMount     *ebpf.ProgramSpec `ebpf:"ka_move_mount"`
 	KaPathChmod     *ebpf.ProgramSpec `ebpf:"ka_path_chmod"`
@@ -501,8 +603,10 @@ type lsmProgramSpecs struct {
 	KaSocketConnect *ebpf.ProgramSpec `ebpf:"ka_socket_connect"`
 	KaSocketCreate  *ebpf.ProgramSpec `ebpf:"ka_socket_create"`
 	KaSysEnter      *ebpf.ProgramSpec `ebpf:"ka_sys_enter"`
+	KaTaskAlloc     *ebpf.ProgramSpec `ebpf:"ka_task_alloc"`
 	KaTestDecide    *ebpf.ProgramSpec `ebpf:"ka_test_decide"`
 	KaUmountDone    *ebpf.ProgramSpec `ebpf:"ka_umount_done"`
+	KaUsernsCreate  *ebpf.ProgramSpec `ebpf:"ka_userns_create"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -513,22 +617,32 @@ type lsmMapSpecs struct {
 	Alerts         *ebpf.MapSpec `ebpf:"alerts"`
 	BuildState     *ebpf.MapSpec `ebpf:"build_state"`
 	Busy           *ebpf.MapSpec `ebpf:"busy"`
+	Canon          *ebpf.MapSpec `ebpf:"canon"`
+	CanonState     *ebpf.MapSpec `ebpf:"canon_state"`
+	ClimbState     *ebpf.MapSpec `ebpf:"climb_state"`
 	CollectState   *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
 	Dcache         *ebpf.MapSpec `ebpf:"dcache"`
+	DcacheScratch  *ebpf.MapSpec `ebpf:"dcache_scratch"`
 	DfaOuter       *ebpf.MapSpec `ebpf:"dfa_outer"`
 	DfaState       *ebpf.MapSpec `ebpf:"dfa_state"`
 	Epoch          *ebpf.MapSpec `ebpf:"epoch"`
 	Evbuf          *ebpf.MapSpec `ebpf:"evbuf"`
 	Fcache         *ebpf.MapSpec `ebpf:"fcache"`
+	FcacheScratch  *ebpf.MapSpec `ebpf:"fcache_scratch"`
+	Host           *ebpf.MapSpec `ebpf:"host"`
 	Keybuf         *ebpf.MapSpec `ebpf:"keybuf"`
 	Kinds          *ebpf.MapSpec `ebpf:"kinds"`
+	Loaders        *ebpf.MapSpec `ebpf:"loaders"`
+	Numbers        *ebpf.MapSpec `ebpf:"numbers"`
 	Paths          *ebpf.MapSpec `ebpf:"paths"`
 	RulesOuter     *ebpf.MapSpec `ebpf:"rules_outer"`
+	Settings       *ebpf.MapSpec `ebpf:"settings"`
 	SplitState     *ebpf.MapSpec `ebpf:"split_state"`
 	Stamps         *ebpf.MapSpec `ebpf:"stamps"`
 	StatsOuter     *ebpf.MapSpec `ebpf:"stats_outer"`
 	SysfilterOuter *ebpf.MapSpec `ebpf:"sysfilter_outer"`
+	TaskIdents     *ebpf.MapSpec `ebpf:"task_idents"`
 	TaskSrcs       *ebpf.MapSpec `ebpf:"task_srcs"`
 	TestIn         *ebpf.MapSpec `ebpf:"test_in"`
 	TestOut        *ebpf.MapSpec `ebpf:"test_out"`
@@ -567,22 +681,32 @@ type lsmMaps struct {
 	Alerts         *ebpf.Map `ebpf:"alerts"`
 	BuildState     *ebpf.Map `ebpf:"build_state"`
 	Busy           *ebpf.Map `ebpf:"busy"`
+	Canon          *ebpf.Map `ebpf:"canon"`
+	CanonState     *ebpf.Map `ebpf:"canon_state"`
+	ClimbState     *ebpf.Map `ebpf:"climb_state"`
 	CollectState   *ebpf.Map `ebpf:"collect_state"`
 	Counters       *ebpf.Map `ebpf:"counters"`
 	Dcache         *ebpf.Map `ebpf:"dcache"`
+	DcacheScratch  *ebpf.Map `ebpf:"dcache_scratch"`
 	DfaOuter       *ebpf.Map `ebpf:"dfa_outer"`
 	DfaState       *ebpf.Map `ebpf:"dfa_state"`
 	Epoch          *ebpf.Map `ebpf:"epoch"`
 	Evbuf          *ebpf.Map `ebpf:"evbuf"`
 	Fcache         *ebpf.Map `ebpf:"fcache"`
+	FcacheScratch  *ebpf.Map `ebpf:"fcache_scratch"`
+	Host           *ebpf.Map `ebpf:"host"`
 	Keybuf         *ebpf.Map `ebpf:"keybuf"`
 	Kinds          *ebpf.Map `ebpf:"kinds"`
+	Loaders        *ebpf.Map `ebpf:"loaders"`
+	Numbers        *ebpf.Map `ebpf:"numbers"`
 	Paths          *ebpf.Map `ebpf:"paths"`
 	RulesOuter     *ebpf.Map `ebpf:"rules_outer"`
+	Settings       *ebpf.Map `ebpf:"settings"`
 	SplitState     *ebpf.Map `ebpf:"split_state"`
 	Stamps         *ebpf.Map `ebpf:"stamps"`
 	StatsOuter     *ebpf.Map `ebpf:"stats_outer"`
 	SysfilterOuter *ebpf.Map `ebpf:"sysfilter_outer"`
+	TaskIdents     *ebpf.Map `ebpf:"task_idents"`
 	TaskSrcs       *ebpf.Map `ebpf:"task_srcs"`
 	TestIn         *ebpf.Map `ebpf:"test_in"`
 	TestOut        *ebpf.Map `ebpf:"test_out"`
@@ -596,22 +720,32 @@ func (m *lsmMaps) Close() error {
 		m.Alerts,
 		m.BuildState,
 		m.Busy,
+		m.Canon,
+		m.CanonState,
+		m.ClimbState,
 		m.CollectState,
 		m.Counters,
 		m.Dcache,
+		m.DcacheScratch,
 		m.DfaOuter,
 		m.DfaState,
 		m.Epoch,
 		m.Evbuf,
 		m.Fcache,
+		m.FcacheScratch,
+		m.Host,
 		m.Keybuf,
 		m.Kinds,
+		m.Loaders,
+		m.Numbers,
 		m.Paths,
 		m.RulesOuter,
+		m.Settings,
 		m.SplitState,
 		m.Stamps,
 		m.StatsOuter,
 		m.SysfilterOuter,
+		m.TaskIdents,
 		m.TaskSrcs,
 		m.TestIn,
 		m.TestOut,
@@ -634,7 +768,10 @@ type lsmPrograms struct {
 	KaBprmCheck     *ebpf.Program `ebpf:"ka_bprm_check"`
 	KaBprmCommitted *ebpf.Program `ebpf:"ka_bprm_committed"`
 	KaCapable       *ebpf.Program `ebpf:"ka_capable"`
+	KaExecDone      *ebpf.Program `ebpf:"ka_exec_done"`
+	KaFileMprotect  *ebpf.Program `ebpf:"ka_file_mprotect"`
 	KaFileOpen      *ebpf.Program `ebpf:"ka_file_open"`
+	KaMmapFile      *ebpf.Program `ebpf:"ka_mmap_file"`
 	KaMountDone     *ebpf.Program `ebpf:"ka_mount_done"`
 	KaMoveMount     *ebpf.Program `ebpf:"ka_move_mount"`
 	KaPathChmod     *ebpf.Program `ebpf:"ka_path_chmod"`
@@ -656,8 +793,10 @@ type lsmPrograms struct {
 	KaSocketConnect *ebpf.Program `ebpf:"ka_socket_connect"`
 	KaSocketCreate  *ebpf.Program `ebpf:"ka_socket_create"`
 	KaSysEnter      *ebpf.Program `ebpf:"ka_sys_enter"`
+	KaTaskAlloc     *ebpf.Program `ebpf:"ka_task_alloc"`
 	KaTestDecide    *ebpf.Program `ebpf:"ka_test_decide"`
 	KaUmountDone    *ebpf.Program `ebpf:"ka_umount_done"`
+	KaUsernsCreate  *ebpf.Program `ebpf:"ka_userns_create"`
 }
 
 func (p *lsmPrograms) Close() error {
@@ -665,7 +804,10 @@ func (p *lsmPrograms) Close() error {
 		p.KaBprmCheck,
 		p.KaBprmCommitted,
 		p.KaCapable,
+		p.KaExecDone,
+		p.KaFileMprotect,
 		p.KaFileOpen,
+		p.KaMmapFile,
 		p.KaMountDone,
 		p.KaMoveMount,
 		p.KaPathChmod,
@@ -687,8 +829,10 @@ func (p *lsmPrograms) Close() error {
 		p.KaSocketConnect,
 		p.KaSocketCreate,
 		p.KaSysEnter,
+		p.KaTaskAlloc,
 		p.KaTestDecide,
 		p.KaUmountDone,
+		p.KaUsernsCreate,
 	)
 }
 

@@ -21,6 +21,41 @@ type denialsBuildCtx struct {
 	Pad  uint32
 }
 
+type denialsCanonCtx struct {
+	_       structs.HostLayout
+	Host    uint64
+	Head    uint64
+	Pos     uint64
+	Best    uint64
+	Last    uint64
+	BestIdx int32
+	BestId  int32
+	N       uint32
+	Pad     uint32
+	K       denialsCanonKey
+	V       denialsCanonVal
+	Ring    [32]uint64
+}
+
+type denialsCanonKey struct {
+	_   structs.HostLayout
+	Sb  uint64
+	Top uint64
+}
+
+type denialsCanonVal struct {
+	_     structs.HostLayout
+	Epoch uint64
+	Mnt   uint64
+}
+
+type denialsClimbCtx struct {
+	_    structs.HostLayout
+	Task uint64
+	Top  uint32
+	Pad  uint32
+}
+
 type denialsCollectCtx struct {
 	_         structs.HostLayout
 	Dentry    uint64
@@ -32,6 +67,9 @@ type denialsCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	NoHost    uint32
+	Pad       uint32
+	StartMnt  uint64
 	Number    uint64
 }
 
@@ -60,6 +98,12 @@ type denialsDenialBuf struct {
 	Data [12288]uint8
 }
 
+type denialsHostInfo struct {
+	_      structs.HostLayout
+	MntNs  uint64
+	UserNs uint64
+}
+
 type denialsKaDenyCounter uint32
 
 const (
@@ -77,6 +121,8 @@ const (
 	denialsKaEventFlagKA_EV_SCRATCH_BUSY   denialsKaEventFlag = 4
 	denialsKaEventFlagKA_EV_DETACHED       denialsKaEventFlag = 8
 	denialsKaEventFlagKA_EV_TORN           denialsKaEventFlag = 16
+	denialsKaEventFlagKA_EV_NO_HOST        denialsKaEventFlag = 32
+	denialsKaEventFlagKA_EV_LOADED         denialsKaEventFlag = 64
 )
 
 type denialsPathBuf struct {
@@ -109,11 +155,17 @@ type denialsSplitCtx struct {
 const (
 	denialsMapBuildState      = "build_state"
 	denialsMapBusy            = "busy"
+	denialsMapCanon           = "canon"
+	denialsMapCanonState      = "canon_state"
+	denialsMapClimbState      = "climb_state"
 	denialsMapCollectState    = "collect_state"
 	denialsMapCounters        = "counters"
 	denialsMapDenials         = "denials"
 	denialsMapDenyCounters    = "deny_counters"
 	denialsMapDenybuf         = "denybuf"
+	denialsMapEpoch           = "epoch"
+	denialsMapHost            = "host"
+	denialsMapNumbers         = "numbers"
 	denialsMapPaths           = "paths"
 	denialsMapSplitState      = "split_state"
 	denialsProgKaDenyCapable  = "ka_deny_capable"
@@ -198,11 +250,17 @@ type denialsProgramSpecs struct {
 type denialsMapSpecs struct {
 	BuildState   *ebpf.MapSpec `ebpf:"build_state"`
 	Busy         *ebpf.MapSpec `ebpf:"busy"`
+	Canon        *ebpf.MapSpec `ebpf:"canon"`
+	CanonState   *ebpf.MapSpec `ebpf:"canon_state"`
+	ClimbState   *ebpf.MapSpec `ebpf:"climb_state"`
 	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	Denials      *ebpf.MapSpec `ebpf:"denials"`
 	DenyCounters *ebpf.MapSpec `ebpf:"deny_counters"`
 	Denybuf      *ebpf.MapSpec `ebpf:"denybuf"`
+	Epoch        *ebpf.MapSpec `ebpf:"epoch"`
+	Host         *ebpf.MapSpec `ebpf:"host"`
+	Numbers      *ebpf.MapSpec `ebpf:"numbers"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 }
@@ -237,11 +295,17 @@ func (o *denialsObjects) Close() error {
 type denialsMaps struct {
 	BuildState   *ebpf.Map `ebpf:"build_state"`
 	Busy         *ebpf.Map `ebpf:"busy"`
+	Canon        *ebpf.Map `ebpf:"canon"`
+	CanonState   *ebpf.Map `ebpf:"canon_state"`
+	ClimbState   *ebpf.Map `ebpf:"climb_state"`
 	CollectState *ebpf.Map `ebpf:"collect_state"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	Denials      *ebpf.Map `ebpf:"denials"`
 	DenyCounters *ebpf.Map `ebpf:"deny_counters"`
 	Denybuf      *ebpf.Map `ebpf:"denybuf"`
+	Epoch        *ebpf.Map `ebpf:"epoch"`
+	Host         *ebpf.Map `ebpf:"host"`
+	Numbers      *ebpf.Map `ebpf:"numbers"`
 	Paths        *ebpf.Map `ebpf:"paths"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 }
@@ -250,11 +314,17 @@ func (m *denialsMaps) Close() error {
 	return _DenialsClose(
 		m.BuildState,
 		m.Busy,
+		m.Canon,
+		m.CanonState,
+		m.ClimbState,
 		m.CollectState,
 		m.Counters,
 		m.Denials,
 		m.DenyCounters,
 		m.Denybuf,
+		m.Epoch,
+		m.Host,
+		m.Numbers,
 		m.Paths,
 		m.SplitState,
 	)

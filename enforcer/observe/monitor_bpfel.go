@@ -21,6 +21,41 @@ type monitorBuildCtx struct {
 	Pad  uint32
 }
 
+type monitorCanonCtx struct {
+	_       structs.HostLayout
+	Host    uint64
+	Head    uint64
+	Pos     uint64
+	Best    uint64
+	Last    uint64
+	BestIdx int32
+	BestId  int32
+	N       uint32
+	Pad     uint32
+	K       monitorCanonKey
+	V       monitorCanonVal
+	Ring    [32]uint64
+}
+
+type monitorCanonKey struct {
+	_   structs.HostLayout
+	Sb  uint64
+	Top uint64
+}
+
+type monitorCanonVal struct {
+	_     structs.HostLayout
+	Epoch uint64
+	Mnt   uint64
+}
+
+type monitorClimbCtx struct {
+	_    structs.HostLayout
+	Task uint64
+	Top  uint32
+	Pad  uint32
+}
+
 type monitorCollectCtx struct {
 	_         structs.HostLayout
 	Dentry    uint64
@@ -32,7 +67,16 @@ type monitorCollectCtx struct {
 	Done      uint32
 	Truncated uint32
 	Detached  uint32
+	NoHost    uint32
+	Pad       uint32
+	StartMnt  uint64
 	Number    uint64
+}
+
+type monitorHostInfo struct {
+	_      structs.HostLayout
+	MntNs  uint64
+	UserNs uint64
 }
 
 type monitorKaCounter uint32
@@ -48,7 +92,8 @@ const (
 	monitorKaCounterKA_CNT_TORN           monitorKaCounter = 7
 	monitorKaCounterKA_CNT_CACHED         monitorKaCounter = 8
 	monitorKaCounterKA_CNT_FAST           monitorKaCounter = 9
-	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 10
+	monitorKaCounterKA_CNT_CANON_CUT      monitorKaCounter = 10
+	monitorKaCounterKA_CNT_MAX            monitorKaCounter = 11
 )
 
 type monitorKaEventFlag uint32
@@ -59,6 +104,8 @@ const (
 	monitorKaEventFlagKA_EV_SCRATCH_BUSY   monitorKaEventFlag = 4
 	monitorKaEventFlagKA_EV_DETACHED       monitorKaEventFlag = 8
 	monitorKaEventFlagKA_EV_TORN           monitorKaEventFlag = 16
+	monitorKaEventFlagKA_EV_NO_HOST        monitorKaEventFlag = 32
+	monitorKaEventFlagKA_EV_LOADED         monitorKaEventFlag = 64
 )
 
 type monitorKaMonType uint32
@@ -121,10 +168,16 @@ type monitorSplitCtx struct {
 const (
 	monitorMapBuildState   = "build_state"
 	monitorMapBusy         = "busy"
+	monitorMapCanon        = "canon"
+	monitorMapCanonState   = "canon_state"
+	monitorMapClimbState   = "climb_state"
 	monitorMapCollectState = "collect_state"
 	monitorMapCounters     = "counters"
+	monitorMapEpoch        = "epoch"
 	monitorMapEvents       = "events"
+	monitorMapHost         = "host"
 	monitorMapMonbuf       = "monbuf"
+	monitorMapNumbers      = "numbers"
 	monitorMapPaths        = "paths"
 	monitorMapSplitState   = "split_state"
 	monitorProgKaMonExec   = "ka_mon_exec"
@@ -186,10 +239,16 @@ type monitorProgramSpecs struct {
 type monitorMapSpecs struct {
 	BuildState   *ebpf.MapSpec `ebpf:"build_state"`
 	Busy         *ebpf.MapSpec `ebpf:"busy"`
+	Canon        *ebpf.MapSpec `ebpf:"canon"`
+	CanonState   *ebpf.MapSpec `ebpf:"canon_state"`
+	ClimbState   *ebpf.MapSpec `ebpf:"climb_state"`
 	CollectState *ebpf.MapSpec `ebpf:"collect_state"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Epoch        *ebpf.MapSpec `ebpf:"epoch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Host         *ebpf.MapSpec `ebpf:"host"`
 	Monbuf       *ebpf.MapSpec `ebpf:"monbuf"`
+	Numbers      *ebpf.MapSpec `ebpf:"numbers"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 }
@@ -223,10 +282,16 @@ func (o *monitorObjects) Close() error {
 type monitorMaps struct {
 	BuildState   *ebpf.Map `ebpf:"build_state"`
 	Busy         *ebpf.Map `ebpf:"busy"`
+	Canon        *ebpf.Map `ebpf:"canon"`
+	CanonState   *ebpf.Map `ebpf:"canon_state"`
+	ClimbState   *ebpf.Map `ebpf:"climb_state"`
 	CollectState *ebpf.Map `ebpf:"collect_state"`
 	Counters     *ebpf.Map `ebpf:"counters"`
+	Epoch        *ebpf.Map `ebpf:"epoch"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Host         *ebpf.Map `ebpf:"host"`
 	Monbuf       *ebpf.Map `ebpf:"monbuf"`
+	Numbers      *ebpf.Map `ebpf:"numbers"`
 	Paths        *ebpf.Map `ebpf:"paths"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 }
@@ -235,10 +300,16 @@ func (m *monitorMaps) Close() error {
 	return _MonitorClose(
 		m.BuildState,
 		m.Busy,
+		m.Canon,
+		m.CanonState,
+		m.ClimbState,
 		m.CollectState,
 		m.Counters,
+		m.Epoch,
 		m.Events,
+		m.Host,
 		m.Monbuf,
+		m.Numbers,
 		m.Paths,
 		m.SplitState,
 	)

@@ -189,7 +189,14 @@ func RunTests(t *testing.T, s Suite) {
 		}
 		t.Logf("kernel %s %s in %v: %s", k, how, time.Since(begin).Round(time.Millisecond), k.Dir)
 		t.Run(k.Release, func(t *testing.T) {
-			m := Machine{Kernel: k, Initramfs: ini, CPUs: s.CPUs, MemoryMiB: s.MemoryMiB, Timeout: timeout, WorkDir: work,
+			image := ini
+			if s.Root == nil {
+				// The busybox guest loads the kernel's guest modules.
+				if image, err = ini.WithModules(filepath.Join(work, "initramfs-"+k.Release+".cpio"), k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := Machine{Kernel: k, Initramfs: image, CPUs: s.CPUs, MemoryMiB: s.MemoryMiB, Timeout: timeout, WorkDir: work,
 				CountInstructions: os.Getenv(ICountEnv) == "1"}
 			if m.CountInstructions {
 				// With two vCPUs on the counting clock the guest did not

@@ -162,6 +162,49 @@ func BuildInitramfs(dst string, g Guest) (*Initramfs, error) {
 	return &Initramfs{Path: dst, Commands: commands, nonce: nonce}, nil
 }
 
+// WithModules returns the image with the kernel's modules added (a second
+// cpio archive after the first: the kernel unpacks both), written to dst.
+// The busybox guest's /init loads them at boot.
+func (ini *Initramfs) WithModules(dst string, k Kernel) (*Initramfs, error) {
+	if len(k.Modules) == 0 {
+		return ini, nil
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return nil, fmt.Errorf("create initramfs: %w", err)
+	}
+	defer out.Close()
+	in, err := os.Open(ini.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read initramfs: %w", err)
+	}
+	defer in.Close()
+	if _, err := io.Copy(out, in); err != nil {
+		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+	}
+	w := newCPIOWriter(out)
+	dir := path.Join("/lib/modules", k.Release)
+	for _, d := range []string{"/lib", "/lib/modules", dir} {
+		if err := w.Dir(d, 0o755); err != nil {
+			return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+		}
+	}
+	for _, m := range k.Modules {
+		if err := copyHostFile(w, m, path.Join(dir, filepath.Base(m)), 0o644); err != nil {
+			return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return nil, fmt.Errorf("write initramfs %s: %w", dst, err)
+	}
+	c := *ini
+	c.Path = dst
+	return &c, nil
+}
+
 func newNonce() (string, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -482,6 +525,10 @@ m cgroup2 /sys/fs/cgroup
 m tmpfs /tmp -omode=1777
 m tmpfs /run -omode=0755
 mkdir -p /var/tmp && chmod 1777 /var/tmp
+for mod in /lib/modules/$(uname -r)/*.ko; do
+	[ -e "$mod" ] || continue
+	insmod "$mod" || echo "vmtest: insmod $mod failed" >&2
+done
 ip link set lo up || echo "vmtest: lo is not up" >&2
 hostname vmtest
 `)

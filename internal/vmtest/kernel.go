@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/ulikunitz/xz"
 )
 
 // Environment variables that choose kernels and where they are cached.
@@ -60,6 +63,9 @@ type Kernel struct {
 	Dir     string // cache directory holding the files below
 	Vmlinuz string // path of the bootable image
 	Config  string // path of the build config (may be empty if the package has none)
+	// Modules are the guest modules (guestModules) from the package,
+	// uncompressed, which the guest loads at boot.
+	Modules []string
 	// Downloaded is true if FetchKernel had to download it, false if cached.
 	Downloaded bool
 }
@@ -122,6 +128,17 @@ func parseCandidate(out []byte) string {
 	return ""
 }
 
+// guestModules are the modules the guests load at boot, as the kernel
+// package has them under lib/modules/<release>/ (maybe compressed): Debian's
+// cloud kernels build overlayfs as a module, and the tests of rules reached
+// through an overlay need it.
+func guestModules() []string {
+	return []string{"kernel/fs/overlayfs/overlay.ko"}
+}
+
+// modulesDir is where a cache entry keeps its modules.
+const modulesDir = "modules"
+
 // kernelDirName is the cache directory name of a package version.
 func kernelDirName(pkg, version string) string {
 	return pkg + "_" + version
@@ -146,7 +163,55 @@ func loadCachedKernel(kernelsDir, pkg, version string) (Kernel, error) {
 	if config := filepath.Join(dir, "config-"+release); fileExists(config) {
 		k.Config = config
 	}
+	for _, m := range guestModules() {
+		p := filepath.Join(dir, modulesDir, filepath.Base(m))
+		if !fileExists(p) {
+			// An entry made before the guests loaded modules: fetch again.
+			return Kernel{}, fmt.Errorf("read kernel cache %s: no %s: %w", dir, filepath.Base(m), fs.ErrNotExist)
+		}
+		k.Modules = append(k.Modules, p)
+	}
 	return k, nil
+}
+
+// extractModules copies the guest modules from the unpacked package root
+// into entry/modules, uncompressed (the 6.12 packages xz them; busybox's
+// insmod takes a plain module).
+func extractModules(root, release, entry string) error {
+	dst := filepath.Join(entry, modulesDir)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, m := range guestModules() {
+		src := filepath.Join(root, "lib", "modules", release, m)
+		var r io.Reader
+		f, err := os.Open(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			if f, err = os.Open(src + ".xz"); err == nil {
+				if r, err = xz.NewReader(f); err != nil {
+					f.Close()
+					return fmt.Errorf("read %s.xz: %w", src, err)
+				}
+			}
+		} else {
+			r = f
+		}
+		if err != nil {
+			return fmt.Errorf("module %s: %w", m, err)
+		}
+		out, err := os.Create(filepath.Join(dst, filepath.Base(m)))
+		if err == nil {
+			_, err = io.Copy(out, r)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+		}
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("module %s: %w", m, err)
+		}
+	}
+	return nil
 }
 
 // newestCachedKernel picks the cached entry of pkg whose version sorts last.
@@ -211,7 +276,13 @@ func downloadKernel(ctx context.Context, kernelsDir, pkg string) (Kernel, error)
 			return Kernel{}, fmt.Errorf("unpack %s: %w", debs[0], err)
 		}
 	}
+	if err := extractModules(unpacked, release, entry); err != nil {
+		return Kernel{}, fmt.Errorf("unpack %s: %w", debs[0], err)
+	}
 	final := filepath.Join(kernelsDir, kernelDirName(pkg, version))
+	if _, err := loadCachedKernel(kernelsDir, pkg, version); errors.Is(err, fs.ErrNotExist) {
+		os.RemoveAll(final) // an entry of an older layout, or none
+	}
 	if err := os.Rename(entry, final); err != nil && !fileExists(final) {
 		return Kernel{}, fmt.Errorf("store kernel in cache: %w", err)
 	}

@@ -1,6 +1,8 @@
 package vmtest
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -41,7 +43,10 @@ func TestCachedKernel(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{"vmlinuz-6.1.0-x", "config-6.1.0-x"} {
+		if err := os.MkdirAll(filepath.Join(dir, modulesDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"vmlinuz-6.1.0-x", "config-6.1.0-x", "modules/overlay.ko"} {
 			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -51,8 +56,16 @@ func TestCachedKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Release != "6.1.0-x" || k.Version != "1.0-1" || filepath.Base(k.Config) != "config-6.1.0-x" {
+	if k.Release != "6.1.0-x" || k.Version != "1.0-1" || filepath.Base(k.Config) != "config-6.1.0-x" ||
+		len(k.Modules) != 1 || filepath.Base(k.Modules[0]) != "overlay.ko" {
 		t.Errorf("loadCachedKernel = %+v", k)
+	}
+	// An entry of the layout before modules is not complete.
+	if err := os.Remove(filepath.Join(kernels, "linux-image-x_1.0-1", "modules", "overlay.ko")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadCachedKernel(kernels, "linux-image-x", "1.0-1"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an entry without its modules: %v, want fs.ErrNotExist", err)
 	}
 	if _, err := loadCachedKernel(kernels, "linux-image-x", "9"); err == nil {
 		t.Error("missing version: no error")

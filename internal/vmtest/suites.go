@@ -23,10 +23,13 @@ var guestBinaries = []Binary{
 
 // guestFiles are host files the guest tests use: apparmor_parser (from the
 // apparmor package), for the AppArmor enforcer's tests and benchmark;
-// setpriv (util-linux), to run the daemon with only the unit's capabilities.
+// setpriv (util-linux), to run the daemon with only the unit's capabilities;
+// head (coreutils), a dynamically linked program that reads a file, for the
+// tests of programs the dynamic loader runs.
 var guestFiles = []File{
 	{HostPath: "/usr/sbin/apparmor_parser", GuestPath: "/usr/sbin/apparmor_parser", Libraries: true},
 	{HostPath: "/usr/bin/setpriv", GuestPath: "/usr/bin/setpriv", Libraries: true},
+	{HostPath: "/usr/bin/head", GuestPath: "/opt/dyn/head", Libraries: true},
 }
 
 // guestShares are the guest tests allowed more than DefaultShare, with

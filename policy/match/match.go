@@ -8,26 +8,65 @@
 //
 // The semantics, in order:
 //
-//  1. The operation's kind picks the rules: exec -> process; open, unlink,
-//     rename and the other path operations -> file; socket operations on IPv4,
-//     IPv6 and packet sockets -> network; capability use -> capabilities; a
-//     system call -> syscalls.
+//  1. The operation's kind picks the rules: exec, an executable mapping of a
+//     file, and anonymous memory made executable -> process; open, unlink,
+//     rename and the other path operations -> file; socket operations on
+//     IPv4, IPv6 and packet sockets -> network; capability use ->
+//     capabilities; a system call -> syscalls.
 //  2. A rule is a candidate when its object selector matches (path, execname,
-//     directory, pattern, protocol, capability, syscall), its fromSource list
-//     is empty or names the subject's executable, and its readOnly/ownerOnly
-//     constraints fit: an Allow rule covers only accesses that stay within them
-//     (reads for readOnly, the owner for ownerOnly); a Block or Audit rule
-//     covers only accesses that break them. A rule without constraints covers
-//     every access to its object.
+//     directory, pattern, protocol, capability, syscall, preset), its
+//     fromSource list is empty or names the subject's executable, and its
+//     readOnly/ownerOnly constraints fit: an Allow rule covers only accesses
+//     that stay within them (reads for readOnly, the owner for ownerOnly); a
+//     Block or Audit rule covers only accesses that break them. A rule
+//     without constraints covers every access to its object.
 //  3. Block beats Audit beats Allow. Within an action the most specific rule is
 //     reported: exact path > execname > directory (deeper first) > pattern or
-//     no path at all (syscall rules), a specific protocol > "all"; then a
-//     rule with fromSource over one without; then the lower rule ID (earlier
-//     in file order).
+//     no path at all (syscall rules, presets), a specific protocol > "all";
+//     then a rule with fromSource over one without; then the lower rule ID
+//     (earlier in file order).
 //  4. With no candidate, the default posture of the kind applies if an
 //     allow-list is in force for the subject: an Allow rule without
 //     fromSource makes one for every process, an Allow rule with fromSource
-//     for those sources only. Otherwise nothing matched.
+//     for those sources only. Otherwise nothing matched. An executable
+//     mapping (OpExecMap) never takes the posture: see below.
+//
+// Names. Every path, of an object and of a subject's executable, is the one
+// the file has in the host's initial mount namespace, whichever mount
+// namespace, bind mount, overlay or chroot the process reaches it through:
+// a file seen through a bind mount is named as below the mount's source, a
+// file of an overlay as its layer's file (the one holding the bytes). Where
+// a host mount shows the same files at several places, the name is the one
+// through the host mount whose root is nearest the file system's root (the
+// earliest mounted among equals). A file that no host mount shows (a memfd,
+// a tmpfs or overlay mounted only inside a private namespace: Object
+// NoHostPath) has no path a rule can write: only execname rules and the
+// filelessExec preset match it, and where an allow-list is in force it gets
+// the posture, so an allow-list refuses it (posture block) or audits it.
+// A subject whose executable has no host path matches no fromSource.
+//
+// Programs that run without their own exec. A file mapped executable
+// (mmap or mprotect with PROT_EXEC of a file mapping, which is how the
+// dynamic loader brings in a program and its libraries) is OpExecMap: the
+// process rules that match the file decide it as they decide an exec,
+// except that no posture applies (a shared library no Allow rule names keeps
+// loading under a process allow-list), so only Block and Audit rules alert.
+// A program's own exec maps it as part of the exec, decided once, as OpExec.
+// A process whose program is a dynamic loader (a root-owned file, not
+// writable by group or others, that the kernel has loaded as some program's
+// ELF interpreter) runs as the first other file it maps executable: that
+// mapping is decided as OpExec, postures included, so a process allow-list
+// refuses the loader itself unless a rule allows it and then refuses the
+// program unless a rule allows that too; from then on the process (and
+// what it forks) is that program for fromSource and in every alert. A copy
+// of the loader is not a loader: it is just the program it is.
+//
+// Memory-only programs are process operations on objects with no host path:
+// an exec (or an executable mapping) of a memfd or of a file that no host
+// mount shows is matched by the filelessExec preset, and anonymous memory
+// made executable (OpExecAnon: an anonymous or private mapping with
+// PROT_EXEC, or mprotect adding it) by the anonymousMapExec preset. Presets
+// are Audit or Block; nothing else matches these operations.
 package match
 
 import (
@@ -66,6 +105,13 @@ const (
 	OpCapable
 
 	OpSyscall
+
+	// Numbered after the others: the kernel's numbers stay as they were.
+	OpExecMap  // a file mapped executable (mmap or mprotect with PROT_EXEC)
+	OpExecAnon // anonymous memory made executable
+	// OpUserNS is an unprivileged process creating a user namespace: a
+	// setting decides it, not a rule (no Kind).
+	OpUserNS
 )
 
 func (o Op) String() string {
@@ -74,6 +120,7 @@ func (o Op) String() string {
 		OpMkdir: "mkdir", OpRename: "rename", OpLink: "link", OpSymlink: "symlink", OpTruncate: "truncate",
 		OpChmod: "chmod", OpChown: "chown", OpSocketCreate: "socket-create", OpConnect: "connect",
 		OpAccept: "accept", OpBind: "bind", OpCapable: "capable", OpSyscall: "syscall",
+		OpExecMap: "exec-map", OpExecAnon: "exec-anon", OpUserNS: "userns-create",
 	}
 	if int(o) < len(names) && names[o] != "" {
 		return names[o]
@@ -84,7 +131,7 @@ func (o Op) String() string {
 // Kind is the policy section that governs the operation.
 func (o Op) Kind() policy.Kind {
 	switch {
-	case o == OpExec:
+	case o == OpExec || o == OpExecMap || o == OpExecAnon:
 		return policy.KindProcess
 	case o >= OpOpenRead && o <= OpChown:
 		return policy.KindFile
@@ -104,7 +151,9 @@ func (o Op) modifies() bool { return o.Kind() == policy.KindFile && o != OpOpenR
 
 // Subject is the process performing an operation.
 type Subject struct {
-	Exe       string // its executable; for exec, the program calling execve
+	// Exe is its executable's host path ("" when it has none); for exec,
+	// the program calling execve. For a process a loader runs, the program.
+	Exe       string
 	ParentExe string // its parent's executable, for reporting
 	UID       uint32
 	// ExeUnknown says the executable's path could not be resolved, so it
@@ -115,12 +164,16 @@ type Subject struct {
 // Object is what the operation is done to. Only the fields of the
 // operation's kind are read.
 type Object struct {
-	Path        string // process, file, and path-bound syscalls
+	Path        string // process, file, and path-bound syscalls: the host path
 	PathTooLong bool   // the path could not be resolved within policy.MaxPathLen
-	OwnerUID    uint32 // owner of the file at Path, for ownerOnly
-	Socket      policy.Socket
-	Capability  policy.Capability
-	Syscall     string
+	// NoHostPath says no host mount shows the object (a memfd, a file on a
+	// mount only a private namespace has); Path is then its name there,
+	// which only execname rules read.
+	NoHostPath bool
+	OwnerUID   uint32 // owner of the file at Path, for ownerOnly
+	Socket     policy.Socket
+	Capability policy.Capability
+	Syscall    string
 }
 
 // Verdict is the outcome of a decision.
@@ -204,7 +257,7 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 	}
 	pathKind := k == policy.KindProcess || k == policy.KindFile || (k == policy.KindSyscall && o.Path != "")
 	if o.PathTooLong && pathKind || s.ExeUnknown && m.hasSourced[k] {
-		return m.unresolvable(k, s)
+		return m.unresolvable(k, op, s)
 	}
 	var best [policy.ActionBlock + 1]*policy.Rule
 	for _, r := range m.rules[k] {
@@ -223,7 +276,7 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 	case best[policy.ActionAllow] != nil:
 		return Decision{Allow, best[policy.ActionAllow].ID}
 	}
-	if m.allowListed(k, s.Exe) {
+	if op != OpExecMap && op != OpExecAnon && m.allowListed(k, s.Exe) {
 		return m.posture(k)
 	}
 	return Decision{}
@@ -231,12 +284,16 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 
 // unresolvable decides an operation on a path too long to match, or by a
 // subject whose executable is unknown while fromSource rules exist. No rule
-// can be checked, so it fails closed when the kind blocks anything, and is
+// can be checked, so it fails closed when the kind blocks anything (or, but
+// for an executable mapping, its allow-list's posture is block), and is
 // audited otherwise: a deep directory tree must not be a way around a Block.
-func (m *Matcher) unresolvable(k policy.Kind, s Subject) Decision {
+func (m *Matcher) unresolvable(k policy.Kind, op Op, s Subject) Decision {
 	listed := m.allowListed(k, s.Exe)
 	if s.ExeUnknown {
 		listed = m.hostList[k] || len(m.srcList[k]) > 0
+	}
+	if op == OpExecMap {
+		listed = false // an executable mapping takes no posture
 	}
 	if m.hasBlock[k] || (listed && m.set.Postures().For(k) == policy.PostureBlock) {
 		return Decision{Verdict: PostureBlock}
@@ -259,6 +316,21 @@ func (m *Matcher) posture(k policy.Kind) Decision {
 }
 
 func objectMatches(r *policy.Rule, op Op, o Object) bool {
+	if r.Match == policy.MatchPreset {
+		switch r.Preset {
+		case policy.PresetFilelessExec:
+			return (op == OpExec || op == OpExecMap) && o.NoHostPath
+		case policy.PresetAnonMapExec:
+			return op == OpExecAnon
+		}
+		return false
+	}
+	if op == OpExecAnon {
+		return false // no file: only its preset names it
+	}
+	if o.NoHostPath {
+		return r.Match == policy.MatchExecName && baseName(o.Path) == r.Path
+	}
 	switch r.Match {
 	case policy.MatchPath:
 		return o.Path == r.Path

@@ -261,6 +261,43 @@ func TestSemantics(t *testing.T) {
 			},
 		},
 		{
+			name:     "a file no host mount shows: execname and filelessExec only, and the posture of an allow-list",
+			postures: block,
+			specs: []string{
+				"process:\n  matchPaths:\n  - path: /bin/sleep\n  - execname: nc\n  matchPatterns:\n  - pattern: /tmp/**",
+				"presets:\n- name: filelessExec\n  action: Audit",
+				"action: Allow\nfile:\n  matchDirectories:\n  - dir: /etc/\n    recursive: true",
+			},
+			queries: []query{
+				{name: "its namespace's name is not the host's", op: match.OpExec, o: match.Object{Path: "/bin/sleep", NoHostPath: true}, want: dec(match.Audit, 4)},
+				{name: "nor is a pattern matched on it", op: match.OpExec, o: match.Object{Path: "/tmp/x", NoHostPath: true}, want: dec(match.Audit, 4)},
+				{name: "execname is a name", op: match.OpExec, o: match.Object{Path: "/x/nc", NoHostPath: true}, want: dec(match.Block, 2)},
+				{name: "an executable mapping of it", op: match.OpExecMap, o: match.Object{Path: "memfd:x", NoHostPath: true}, want: dec(match.Audit, 4)},
+				{name: "the file allow-list refuses it", op: match.OpOpenRead, o: match.Object{Path: "/etc/passwd", NoHostPath: true}, want: dec(match.PostureBlock, 0)},
+				{name: "the same host path is allowed", op: match.OpOpenRead, o: match.Object{Path: "/etc/passwd"}, want: dec(match.Allow, 5)},
+			},
+		},
+		{
+			name:     "executable mappings: Block and Audit rules decide, no posture",
+			postures: block,
+			specs:    []string{"process:\n  matchPaths:\n  - path: /bin/sh\n    action: Allow\n  - path: /usr/bin/nc\n  matchDirectories:\n  - dir: /tmp/\n    recursive: true\n    action: Audit"},
+			queries: []query{
+				{name: "a library no rule names loads", op: match.OpExecMap, o: match.Object{Path: "/lib/libc.so.6"}, want: dec(match.NoMatch, 0)},
+				{name: "but its exec would get the posture", op: match.OpExec, o: match.Object{Path: "/lib/libc.so.6"}, want: dec(match.PostureBlock, 0)},
+				{name: "a blocked program the loader maps", op: match.OpExecMap, o: match.Object{Path: "/usr/bin/nc"}, want: dec(match.Block, 2)},
+				{name: "an audited directory", op: match.OpExecMap, o: match.Object{Path: "/tmp/x.so"}, want: dec(match.Audit, 3)},
+				{name: "an allowed program", op: match.OpExecMap, o: match.Object{Path: "/bin/sh"}, want: dec(match.Allow, 1)},
+			},
+		},
+		{
+			name:  "anonymous memory made executable: only anonymousMapExec",
+			specs: []string{"process:\n  matchPatterns:\n  - pattern: /**", "presets:\n- name: anonymousMapExec\n  action: Audit\n- name: anonymousMapExec"},
+			queries: []query{
+				{name: "Block before Audit", op: match.OpExecAnon, want: dec(match.Block, 3)},
+				{name: "a file is not anonymous", op: match.OpExec, o: match.Object{Path: "/x"}, want: dec(match.Block, 1)},
+			},
+		},
+		{
 			name:  "no rules of a kind: nothing matches, even unresolvable paths",
 			specs: []string{"process:\n  matchPaths:\n  - path: /bin/sleep"},
 			queries: []query{

@@ -413,6 +413,9 @@ type ProbeReply struct {
 	Rules          uint32                 `protobuf:"varint,14,opt,name=rules,proto3" json:"rules,omitempty"`
 	PolicyFiles    []*PolicyFile          `protobuf:"bytes,15,rep,name=policy_files,json=policyFiles,proto3" json:"policy_files,omitempty"`
 	Counters       []*Counter             `protobuf:"bytes,16,rep,name=counters,proto3" json:"counters,omitempty"`
+	// What an unprivileged process creating a user namespace gets (allow,
+	// audit, block), and whether the enforcer applies it.
+	UserNamespaces string `protobuf:"bytes,17,opt,name=user_namespaces,json=userNamespaces,proto3" json:"user_namespaces,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -557,6 +560,13 @@ func (x *ProbeReply) GetCounters() []*Counter {
 		return x.Counters
 	}
 	return nil
+}
+
+func (x *ProbeReply) GetUserNamespaces() string {
+	if x != nil {
+		return x.UserNamespaces
+	}
+	return ""
 }
 
 type SummaryRequest struct {
@@ -888,7 +898,7 @@ const file_host_proto_rawDesc = "" +
 	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\x04R\x05value\x12\x14\n" +
-	"\x05gauge\x18\x04 \x01(\bR\x05gauge\"\xf7\x04\n" +
+	"\x05gauge\x18\x04 \x01(\bR\x05gauge\"\xa0\x05\n" +
 	"\n" +
 	"ProbeReply\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12!\n" +
@@ -910,7 +920,8 @@ const file_host_proto_rawDesc = "" +
 	"\x0epolicy_version\x18\r \x01(\x04R\rpolicyVersion\x12\x14\n" +
 	"\x05rules\x18\x0e \x01(\rR\x05rules\x12@\n" +
 	"\fpolicy_files\x18\x0f \x03(\v2\x1d.kubearmor.host.v1.PolicyFileR\vpolicyFiles\x126\n" +
-	"\bcounters\x18\x10 \x03(\v2\x1a.kubearmor.host.v1.CounterR\bcounters\"$\n" +
+	"\bcounters\x18\x10 \x03(\v2\x1a.kubearmor.host.v1.CounterR\bcounters\x12'\n" +
+	"\x0fuser_namespaces\x18\x11 \x01(\tR\x0euserNamespaces\"$\n" +
 	"\x0eSummaryRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\"\xb1\x01\n" +
 	"\x06NetRow\x12\x1a\n" +

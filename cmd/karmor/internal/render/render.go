@@ -134,6 +134,9 @@ func Probe(w io.Writer, p *hostpb.ProbeReply) error {
 		vis = "none"
 	}
 	row("Visibility", vis)
+	if p.UserNamespaces != "" {
+		row("User namespaces", p.UserNamespaces)
+	}
 	row("Policies", fmt.Sprintf("set %d, %d rules, from %s", p.PolicyVersion, p.Rules, p.PolicyDir))
 	if err := tw.Flush(); err != nil {
 		return err
