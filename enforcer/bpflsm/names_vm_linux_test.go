@@ -97,7 +97,7 @@ type nameCase struct {
 	deniedMsg string // and say so in its output (default "Permission denied")
 	// The alert: its resource, process and policy; data it must contain.
 	resource, process, policy, data string
-	operation, action              string
+	operation, action               string
 }
 
 // TestOtherNames checks that rules hold for a program or file reached under
@@ -225,7 +225,7 @@ func TestOtherNames(t *testing.T) {
 			operation: "Process", action: "Audit", resource: "anonymous memory", data: "call=mprotect prot=PROT_READ|PROT_EXEC flags=MAP_PRIVATE"},
 		{name: "an unprivileged user namespace, refused", userns: UserNSBlock,
 			spec: "  file:\n    matchPaths:\n    - path: ROOT/f/unused\n  action: Block\n",
-			act: sh("unshare -U true"), denied: true, deniedMsg: "Operation not permitted",
+			act:  sh("unshare -U true"), denied: true, deniedMsg: "Operation not permitted",
 			operation: "Process", action: "Block", resource: "user namespace", process: r("/bin/sh"), policy: record.PolicyUserNamespaces},
 	}
 	for i, tc := range tests {
@@ -283,4 +283,3 @@ func TestOtherNames(t *testing.T) {
 		t.Errorf("lost alerts: %+v", st)
 	}
 }
-
