@@ -151,7 +151,9 @@ static __always_inline void fill_header(struct alert *a, const struct decision *
 	a->tgid = id >> 32;
 	a->pid = (__u32)id;
 	a->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	a->uid = (__u32)bpf_get_current_uid_gid();
+	/* The task's own credentials: an overlay opens its layer's file under
+	 * the mounter's. */
+	a->uid = BPF_CORE_READ(task, real_cred, uid.val);
 	a->owner_uid = o->owner;
 	a->rule = d->rule;
 	a->res0 = o->res0;
@@ -163,6 +165,7 @@ static __always_inline void fill_header(struct alert *a, const struct decision *
 	a->path_len = 0;
 	a->exe_len = 0;
 	a->exe_flags = 0;
+	a->pad[0] = a->pad[1] = a->pad[2] = 0;
 	bpf_get_current_comm(a->comm, sizeof(a->comm));
 }
 
@@ -325,6 +328,23 @@ struct {
 	__type(value, __u32);
 } loaders SEC(".maps");
 
+#define KA_FUSE_MAGIC 0x65735546
+
+/* trusted_inode reports whether only root can have made inode what it is:
+ * root-owned, not writable by group or others, on a file system the host's
+ * user namespace mounted and that reports owners itself (not FUSE, whose
+ * daemon says who owns what), not an overlay. What the kernel maps as an
+ * interpreter becomes a loader only if it and the program are such files:
+ * a program names its interpreter, and its author may be anyone. */
+static __always_inline int trusted_inode(struct inode *inode)
+{
+	struct super_block *sb = inode->i_sb;
+	struct host_info *h = host_info();
+
+	return inode->i_uid.val == 0 && !(inode->i_mode & 022) && sb->s_magic != KA_FUSE_MAGIC &&
+	       sb->s_magic != KA_OVERLAYFS_MAGIC && h && (__u64)sb->s_user_ns == h->user_ns;
+}
+
 /* After an exec the cached identity is stale; the new executable's file may
  * even sit where an older one was freed, so the pointer alone cannot tell. */
 SEC("lsm/bprm_committed_creds")
@@ -342,6 +362,7 @@ int BPF_PROG(ka_bprm_committed, struct linux_binprm *bprm)
 	ts->interp = 0;
 	ts->ident = KA_IDENT_EXE;
 	ts->loader = f && bpf_inode_storage_get(&loaders, f->f_inode, 0, 0) != NULL;
+	ts->trusted = f && trusted_inode(f->f_inode);
 	return 0;
 }
 
@@ -401,7 +422,8 @@ static __always_inline __u32 fsuid(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 
-	return BPF_CORE_READ(task, cred, fsuid.val);
+	/* real_cred: not the mounter's an overlay puts on to open its layer. */
+	return BPF_CORE_READ(task, real_cred, fsuid.val);
 }
 
 /* subject_known reports whether the current task's fromSource identity is
@@ -518,6 +540,10 @@ static __always_inline int check_any(__u8 kind, __u8 op, __u8 evflags, struct vf
 	uid = fsuid();
 	o.owner = inon ? BPF_CORE_READ((struct inode *)inon, i_uid.val) : uid;
 	not_owner = o.owner != uid;
+	/* A file a local user may have written, mapped executable, is decided
+	 * as an exec: an allow-list's posture holds for it (see policy/match). */
+	if (op == KA_OP_EXEC_MAP && (o.owner != 0 || !inon || (BPF_CORE_READ((struct inode *)inon, i_mode) & 022)))
+		op = KA_OP_EXEC;
 	subject_source(d.gen, &src);
 	if (!dentn) {
 		count(KA_CNT_DECISIONS);
@@ -558,7 +584,7 @@ static __always_inline int is_overlay(struct inode *inode)
  * the overlay's path (6.1) as its inode's own dentry. Those pointers are
  * not the verifier's typed ones, so the directory cache does not serve them.
  */
-static __always_inline int check_file(__u8 kind, __u8 op, struct file *f, __u8 evflags)
+static __always_inline int check_file(__u8 kind, __u8 op, struct file *f, __u8 evflags, int open)
 {
 	struct inode *inode = f->f_inode, *ti = NULL;
 	struct dentry *dentry = f->f_path.dentry, *td = NULL, *d;
@@ -566,7 +592,9 @@ static __always_inline int check_file(__u8 kind, __u8 op, struct file *f, __u8 e
 	__u64 mn = 0, dn = 0, in = 0;
 	struct file *real;
 
-	if (!is_overlay(inode)) {
+	/* An overlay file being opened has no layer file yet (the overlay
+	 * opens it next, and that open is decided): it is its own. */
+	if (open || !is_overlay(inode)) {
 		ti = inode;
 		if (dentry->d_inode == inode) {
 			tm = f->f_path.mnt;
@@ -598,7 +626,7 @@ int BPF_PROG(ka_bprm_check, struct linux_binprm *bprm, int ret)
 	if (ret)
 		return prev(ret);
 	f = bprm->file;
-	return check_file(KA_KIND_PROCESS, KA_OP_EXEC, f, 0);
+	return check_file(KA_KIND_PROCESS, KA_OP_EXEC, f, 0, 0);
 }
 
 #define KA_S_IFMT 0170000
@@ -628,7 +656,7 @@ int BPF_PROG(ka_file_open, struct file *file, int ret)
 		return 0;
 	if ((mode & KA_FMODE_WRITE) || (file->f_flags & KA_O_TRUNC))
 		op = KA_OP_OPEN_WRITE;
-	return check_file(KA_KIND_FILE, op, file, 0);
+	return check_file(KA_KIND_FILE, op, file, 0, 1);
 }
 
 
@@ -653,8 +681,10 @@ static __always_inline int is_dir(struct dentry *d)
 #define KA_PROT_EXEC 0x4
 #define KA_MAP_TYPE 0x3
 #define KA_MAP_PRIVATE 0x2
+#define KA_VM_WRITE 0x2
 #define KA_VM_EXEC 0x4
 #define KA_VM_SHARED 0x8
+#define KA_S_PRIVATE 0x200 /* inode: the kernel's own (shared anonymous memory, SysV shm) */
 #define KA_HOW_MPROTECT 0x80000000 /* in an alert's res1: made executable by mprotect */
 
 /* check_anon decides making anonymous memory executable; prot and how (the
@@ -696,13 +726,12 @@ __attribute__((noinline)) int ka_check_anon(__u32 prot, __u32 how)
 
 /* learn_loader marks f's inode a loader: the kernel mapped it as a
  * program's interpreter. Only a root-owned file nobody else may write. */
-static __always_inline void learn_loader(struct file *f)
+static __always_inline void learn_loader(struct file *f, struct task_src *ts)
 {
 	struct inode *inode = f->f_inode;
 
-	if (is_overlay(inode) || inode->i_uid.val != 0 || (inode->i_mode & 022))
-		return;
-	bpf_inode_storage_get(&loaders, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (ts->trusted && trusted_inode(inode))
+		bpf_inode_storage_get(&loaders, inode, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 }
 
 /* become makes the current task the program in f (a loader mapped it). */
@@ -742,6 +771,14 @@ __attribute__((noinline)) int ka_become(__u64 file)
 	return 0;
 }
 
+/* private_inode reports whether f is the kernel's own file behind shared
+ * anonymous memory or SysV shared memory: anonymous, as SELinux's execmem
+ * has it. */
+static __always_inline int private_inode(struct file *f)
+{
+	return f->f_inode->i_flags & KA_S_PRIVATE;
+}
+
 static __always_inline struct inode *real_inode(struct file *f)
 {
 	struct file *r = real_file(f);
@@ -758,18 +795,25 @@ static __always_inline int check_mapping(struct file *f)
 	int ret, loaded = 0;
 
 	/* The program's own mappings were decided at its exec. */
-	if (exe && real_inode(f) == real_inode(exe))
+	if (exe && real_inode(f) && real_inode(f) == real_inode(exe))
 		return 0;
 	if (ts && ts->phase == KA_PHASE_LOADING) {
 		/* The kernel maps the program's interpreter. */
 		ts->interp = 1;
-		learn_loader(f);
+		learn_loader(f, ts);
 	} else if (ts && ts->ident == KA_IDENT_PENDING) {
 		loaded = 1;
 	}
-	ret = check_file(KA_KIND_PROCESS, loaded ? KA_OP_EXEC : KA_OP_EXEC_MAP, f, loaded ? KA_EV_LOADED : 0);
-	if (loaded && !ret)
-		ka_become(to_number(f));
+	ret = check_file(KA_KIND_PROCESS, loaded ? KA_OP_EXEC : KA_OP_EXEC_MAP, f, loaded ? KA_EV_LOADED : 0, 0);
+	if (loaded && !ret) {
+		/* A set-user-ID or set-group-ID program run by the loader runs
+		 * without its privileges, and with whatever the user preloads:
+		 * the process does not become it. */
+		if (f->f_inode->i_mode & 06000)
+			ts->ident = KA_IDENT_EXE;
+		else
+			ka_become(to_number(f));
+	}
 	return ret;
 }
 
@@ -780,7 +824,7 @@ int BPF_PROG(ka_mmap_file, struct file *file, unsigned long reqprot, unsigned lo
 		return prev(ret);
 	if (!(prot & KA_PROT_EXEC))
 		return 0;
-	if (file) {
+	if (file && !private_inode(file)) {
 		ret = check_mapping(file);
 		if (ret || (flags & KA_MAP_TYPE) != KA_MAP_PRIVATE || !(prot & KA_PROT_WRITE))
 			return ret;
@@ -797,14 +841,25 @@ int BPF_PROG(ka_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	if (ret)
 		return prev(ret);
 	vmf = vma->vm_flags;
-	if (!(prot & KA_PROT_EXEC) || (vmf & KA_VM_EXEC))
+	if (!(prot & KA_PROT_EXEC))
 		return 0;
 	file = vma->vm_file;
-	if (file) {
-		ret = check_mapping(file);
-		if (ret || (vmf & KA_VM_SHARED) || (!(prot & KA_PROT_WRITE) && !vma->anon_vma))
-			return ret;
+	if (file && !private_inode(file)) {
+		/* A mapping executable already was decided when it became so. */
+		if (!(vmf & KA_VM_EXEC)) {
+			ret = check_mapping(file);
+			if (ret)
+				return ret;
+		}
+		/* Its private pages may be the process's own code: written
+		 * (anon_vma) or writable from now on. */
+		if ((vmf & KA_VM_SHARED) || (!(prot & KA_PROT_WRITE) && !vma->anon_vma))
+			return 0;
 	}
+	/* Anonymous memory executable already is decided again only when it
+	 * becomes writable too. */
+	if ((vmf & KA_VM_EXEC) && (!(prot & KA_PROT_WRITE) || (vmf & KA_VM_WRITE)))
+		return 0;
 	return prev(ka_check_anon(prot, KA_HOW_MPROTECT | ((vmf & KA_VM_SHARED) ? 1 : KA_MAP_PRIVATE)));
 }
 
@@ -1336,6 +1391,7 @@ struct test_input {
 	__u32 protocol;
 	__u32 cap;
 	__u32 sysnr;
+	__u32 untrusted; /* the object is a file a local user may have written */
 };
 
 struct test_output {
@@ -1421,7 +1477,8 @@ int ka_test_decide(void *ctx)
 		decide_syscall(cfg, in->sysnr, in->path_len > 0, &src, &out->d);
 		break;
 	default:
-		decide_path(cfg, in->kind, in->op, in->not_owner, &src, &out->d);
+		decide_path(cfg, in->kind, in->op == KA_OP_EXEC_MAP && in->untrusted ? KA_OP_EXEC : in->op, in->not_owner,
+			    &src, &out->d);
 	}
 	return 0;
 }

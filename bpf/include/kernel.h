@@ -48,12 +48,15 @@ struct hlist_head {
 struct super_block {
 	unsigned long s_magic;
 	struct dentry *s_root;
+	struct user_namespace *s_user_ns; /* the user namespace that mounted it */
 	struct list_head s_mounts; /* every mount of it, in any namespace */
 } __ka_core;
 
 struct inode {
 	unsigned short i_mode;
 	kuid_t i_uid;
+	unsigned int i_flags;
+	unsigned int i_nlink; /* in an anonymous union; CO-RE finds it by name */
 	struct super_block *i_sb;
 	struct hlist_head i_dentry; /* its dentries (aliases) */
 } __ka_core;
@@ -171,6 +174,7 @@ struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	const struct cred *real_cred; /* its own, not one a file system put on for it */
 	const struct cred *cred;
 	struct signal_struct *signal;
 	struct fs_struct *fs;

@@ -305,66 +305,87 @@ static __always_inline __u64 canon_peek(__u64 sb, __u64 top, __u64 ep)
 	return v && v->epoch == ep ? v->mnt : 0;
 }
 
-/* canon_mount returns the canonical host mount (struct mount *) for (sb,
- * top), 0 if no host mount shows top, or ~0 if the host's namespace is not
- * known (then the caller keeps the mount it has). A global function:
- * verified once, not at every call site. */
-__attribute__((noinline)) __u64 canon_mount(__u64 sb, __u64 top)
+/* What canon_mount returns besides a mount: the host's namespace is not
+ * known yet (the caller keeps the mount it has), or the search could not
+ * tell (fail closed: the path is unresolvable). */
+#define KA_CANON_NO_NS (~0ULL)
+#define KA_CANON_UNKNOWN 1ULL
+
+/* canon_mount returns the canonical host mount (struct mount *) for a mount
+ * raw (0: none known) of super block sb whose root is top (or for a dentry
+ * top), 0 if no host mount shows top, or KA_CANON_NO_NS / KA_CANON_UNKNOWN.
+ * A host mount of the whole file system is taken as it is, without a
+ * search: however many mounts others make, the host's own stay named. A
+ * global function: verified once, not at every call site. */
+__attribute__((noinline)) __u64 canon_mount(__u64 sb, __u64 top, __u64 raw)
 {
 	__u32 which = KA_EPOCH_NAMESPACE;
 	struct canon_val *old;
 	struct canon_ctx *c = bpf_map_lookup_elem(&canon_state, &(__u32){0});
 	struct host_info *h;
+	struct dentry *last;
 	__u64 *ep;
 
 	if (!sb || !top)
 		return 0;
+	h = host_info();
 	ep = bpf_map_lookup_elem(&epoch, &which);
-	if (!ep || !c)
-		return ~0ULL;
+	if (!h || !ep || !c)
+		return KA_CANON_NO_NS;
+	if (raw && (__u64)BPF_CORE_READ((struct mount *)raw, mnt_ns) == h->mnt_ns &&
+	    top == (__u64)BPF_CORE_READ((struct super_block *)sb, s_root))
+		return raw;
 	c->k.sb = sb;
 	c->k.top = top;
 	c->v.epoch = *(volatile __u64 *)ep;
 	old = bpf_map_lookup_elem(&canon, &c->k);
-	if (old && old->epoch == c->v.epoch)
-		return old->mnt;
-	h = host_info();
-	if (!h)
-		return ~0ULL;
+	/* Trusted while the epoch holds and the mount is still the host's, of
+	 * sb: a mount move or an automount may not have moved the epoch. */
+	if (old && old->epoch == c->v.epoch) {
+		struct mount *om = (struct mount *)old->mnt;
+		struct vfsmount *ov;
+
+		if (!om)
+			return 0;
+		ov = (struct vfsmount *)((__u64)om + bpf_core_field_offset(struct mount, mnt));
+		if ((__u64)BPF_CORE_READ(om, mnt_ns) == h->mnt_ns && (__u64)BPF_CORE_READ(ov, mnt_sb) == sb)
+			return (__u64)om;
+	}
 	c->host = h->mnt_ns;
 	c->last = top;
 	c->n = 0;
 	c->ring[0] = top;
 	bpf_loop(KA_CANON_DEPTH, chain_step, NULL, 0);
+	/* A local first: inside BPF_CORE_READ, c->last would be relocated
+	 * against kernel types too, and fail. */
+	last = (struct dentry *)c->last;
+	if ((__u64)BPF_CORE_READ(last, d_parent) != (__u64)last)
+		return KA_CANON_UNKNOWN; /* deeper than the walk goes: no root reached */
 	c->pos = first_mount(sb, &c->head);
 	c->best = 0;
 	c->best_idx = -1;
 	c->best_id = 0;
 	bpf_loop(KA_CANON_MOUNTS, mounts_step, NULL, 0);
-	if (c->pos)
-		count(KA_CNT_CANON_CUT); /* more mounts than looked at: the best so far */
+	if (c->pos) {
+		/* More mounts than looked at (someone made thousands): what was
+		 * not seen may be the one. Not remembered, and fails closed. */
+		count(KA_CNT_CANON_CUT);
+		return KA_CANON_UNKNOWN;
+	}
 	c->v.mnt = c->best;
 	bpf_map_update_elem(&canon, &c->k, &c->v, BPF_ANY);
 	return c->v.mnt;
 }
 
-/* to_number returns p as a plain number, as as_number does. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} numbers SEC(".maps");
-
+/* to_number returns p as a plain number: copied out of the stack slot it
+ * was spilled to, the verifier sees bytes, not a pointer (on the stack, not
+ * in a shared map: a preempting program cannot change it meanwhile). */
 static __always_inline __u64 to_number(const void *p)
 {
-	__u64 *n = bpf_map_lookup_elem(&numbers, &(__u32){0});
+	__u64 n = 0;
 
-	if (!n)
-		return 0;
-	*n = (__u64)p;
-	asm volatile("" ::: "memory");
-	return *(volatile __u64 *)n;
+	bpf_probe_read_kernel(&n, sizeof(n), &p);
+	return n;
 }
 
 /* Loop state lives in a per-CPU map, not on the stack: the verifier tracks
@@ -417,9 +438,13 @@ static long collect_step(__u32 i, void *unused)
 		}
 		c->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
 		if (!c->no_host) {
-			/* The parent may be a bind mount too. */
-			h = canon_mount((__u64)BPF_CORE_READ(parent, mnt.mnt_sb), (__u64)BPF_CORE_READ(parent, mnt.mnt_root));
-			if (h && h != ~0ULL)
+			/* The parent may be a bind mount too: if its canonical
+			 * mount is known, the walk goes on there. (Not worked out
+			 * here: a search inside this loop would nest the calls
+			 * past the verifier's stack.) */
+			h = canon_peek((__u64)BPF_CORE_READ(parent, mnt.mnt_sb), (__u64)BPF_CORE_READ(parent, mnt.mnt_root),
+				       read_epoch(KA_EPOCH_NAMESPACE));
+			if (h > KA_CANON_UNKNOWN)
 				next = h;
 		}
 		c->mnt = next;
@@ -484,6 +509,11 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 	}
 	c->dentry = (__u64)dentry;
 	c->no_host = 0;
+	c->n = 0;
+	c->total = 0;
+	c->done = 0;
+	c->truncated = 0;
+	c->detached = 0;
 	if (vfs) {
 		raw = as_number(c, vfs) - bpf_core_field_offset(struct mount, mnt);
 		sb = (__u64)BPF_CORE_READ(vfs, mnt_sb);
@@ -494,9 +524,14 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 		sb = (__u64)BPF_CORE_READ(dentry, d_sb);
 		top = as_number(c, dentry);
 	}
-	h = canon_mount(sb, top);
-	if (h == ~0ULL)
+	h = canon_mount(sb, top, raw);
+	if (h == KA_CANON_NO_NS)
 		h = raw; /* the host's namespace is unknown: the mount as it is */
+	if (h == KA_CANON_UNKNOWN) {
+		/* Walked as it is, for the alert, and flagged unresolvable. */
+		c->truncated = 1;
+		h = raw;
+	}
 	if (h) {
 		c->mnt = h;
 		c->mnt_root = (__u64)BPF_CORE_READ((struct mount *)h, mnt.mnt_root);
@@ -507,11 +542,6 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 	}
 	c->start_mnt = c->no_host ? 0 : c->mnt;
 	c->slot = slot;
-	c->n = 0;
-	c->total = 0;
-	c->done = 0;
-	c->truncated = 0;
-	c->detached = 0;
 	bpf_loop(KA_MAX_DEPTH + KA_MAX_MOUNTS, collect_step, NULL, 0);
 	if (!c->done || c->truncated) {
 		pb->flags = KA_EV_PATH_TRUNCATED;
@@ -526,19 +556,22 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 }
 
 #define KA_OVERLAYFS_MAGIC 0x794c7630
-
-extern unsigned int LINUX_KERNEL_VERSION __kconfig;
+#define KA_FMODE_NOACCOUNT 0x20000000 /* a file an overlay opens for itself: its layer's */
 
 /* real_file returns the file an overlay file shows, the one that holds its
  * bytes (itself for any other file), or NULL if that cannot be known. An
- * overlay keeps its open layer file in private_data; since 6.13 behind a
- * struct whose first member it is. */
+ * overlay keeps its open layer file in private_data, since 6.13 behind a
+ * struct whose first member it is: the layer file is the one marked as an
+ * overlay's own (FMODE_NOACCOUNT, 6.1 and later). */
 static __always_inline struct file *layer_file(struct file *f)
 {
-	void *pd = BPF_CORE_READ(f, private_data);
+	struct file *pd = BPF_CORE_READ(f, private_data);
 
-	if (pd && LINUX_KERNEL_VERSION >= KERNEL_VERSION(6, 13, 0))
-		bpf_probe_read_kernel(&pd, sizeof(pd), pd);
+	if (!pd || (BPF_CORE_READ(pd, f_mode) & KA_FMODE_NOACCOUNT))
+		return pd;
+	bpf_probe_read_kernel(&pd, sizeof(pd), pd);
+	if (!pd || !(BPF_CORE_READ(pd, f_mode) & KA_FMODE_NOACCOUNT))
+		return NULL;
 	return pd;
 }
 
@@ -582,6 +615,10 @@ static __always_inline void file_object(struct file *f, struct vfsmount **mnt, s
 	alias = BPF_CORE_READ(inode, i_dentry.first);
 	*mnt = NULL;
 	*dentry = alias ? (struct dentry *)((__u64)alias - bpf_core_field_offset(struct dentry, d_u.d_alias)) : NULL;
+	/* Of several hard links, the first alias is whichever was looked up
+	 * last: a name the process may have picked. Not known, then. */
+	if (BPF_CORE_READ(inode, i_nlink) > 1)
+		*dentry = NULL;
 }
 
 /* The walks are global functions: verified once per program, not at each
@@ -600,13 +637,14 @@ static __always_inline void collect_file_here(struct file *f, __u32 slot)
 	struct dentry *dentry;
 	struct path_buf *pb;
 
-	if (!real) {
+	if (real)
+		file_object(real, &mnt, &dentry);
+	if (!real || !dentry) {
 		pb = collect_path_here(NULL, NULL, slot);
 		if (pb && f)
-			pb->flags |= KA_EV_PATH_TRUNCATED; /* an overlay file whose layer file is unknown */
+			pb->flags |= KA_EV_PATH_TRUNCATED; /* a file whose name cannot be known */
 		return;
 	}
-	file_object(real, &mnt, &dentry);
 	collect_path_here(mnt, dentry, slot);
 }
 

@@ -418,6 +418,8 @@ struct task_src {
 	__u8 loader; /* its program is a dynamic loader */
 	__u8 interp; /* the kernel mapped an interpreter for its program */
 	__u8 ident;  /* enum ka_ident */
+	__u8 trusted; /* its program is a file only root can have made (trusted_inode) */
+	__u8 pad[7];
 };
 
 enum ka_phase {
@@ -666,7 +668,9 @@ static __always_inline void walk_source(struct walk_ctx *w, struct task_src *out
 		out->unknown = 1;
 		return;
 	}
-	if (!exe->n || (exe->flags & KA_EV_DETACHED))
+	/* A name no host mount shows is no fromSource: a user could mount
+	 * anything at a source's path in a namespace of their own. */
+	if (!exe->n || (exe->flags & (KA_EV_DETACHED | KA_EV_NO_HOST)))
 		return;
 	w->which = KA_PATH_EXE;
 	w->idx = exe->n;

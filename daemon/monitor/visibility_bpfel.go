@@ -208,7 +208,6 @@ const (
 	visibilityMapEpoch          = "epoch"
 	visibilityMapHost           = "host"
 	visibilityMapInflight       = "inflight"
-	visibilityMapNumbers        = "numbers"
 	visibilityMapPaths          = "paths"
 	visibilityMapSplitState     = "split_state"
 	visibilityMapTelemetry      = "telemetry"
@@ -291,7 +290,6 @@ type visibilityMapSpecs struct {
 	Epoch        *ebpf.MapSpec `ebpf:"epoch"`
 	Host         *ebpf.MapSpec `ebpf:"host"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
-	Numbers      *ebpf.MapSpec `ebpf:"numbers"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 	Telemetry    *ebpf.MapSpec `ebpf:"telemetry"`
@@ -342,7 +340,6 @@ type visibilityMaps struct {
 	Epoch        *ebpf.Map `ebpf:"epoch"`
 	Host         *ebpf.Map `ebpf:"host"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
-	Numbers      *ebpf.Map `ebpf:"numbers"`
 	Paths        *ebpf.Map `ebpf:"paths"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 	Telemetry    *ebpf.Map `ebpf:"telemetry"`
@@ -363,7 +360,6 @@ func (m *visibilityMaps) Close() error {
 		m.Epoch,
 		m.Host,
 		m.Inflight,
-		m.Numbers,
 		m.Paths,
 		m.SplitState,
 		m.Telemetry,

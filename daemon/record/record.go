@@ -139,8 +139,11 @@ func FromEvent(ev enforcer.Event, c Context) Alert {
 	switch ev.Op.Kind() {
 	case policy.KindProcess:
 		// An exec alert speaks for the new program, as in KubeArmor: the
-		// caller is its Source.
+		// caller is its Source. A mapping is the process's own doing.
 		a.ProcessName = ev.Path
+		if ev.Op == match.OpExecMap {
+			a.ProcessName = ev.Exe
+		}
 	case policy.KindNetwork:
 		a.Resource = socketResource(ev.Res0, ev.Res1)
 	case policy.KindCapabilities:

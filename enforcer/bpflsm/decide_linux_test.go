@@ -75,6 +75,13 @@ func (d *testDecider) apply(t testing.TB, set *policy.Set) {
 
 func (d *testDecider) decide(t testing.TB, op match.Op, s match.Subject, o match.Object) match.Decision {
 	t.Helper()
+	return d.decideAs(t, op, s, o, false)
+}
+
+// decideAs is decide with the executable's path flagged as one no host
+// mount shows, when exeNoHost.
+func (d *testDecider) decideAs(t testing.TB, op match.Op, s match.Subject, o match.Object, exeNoHost bool) match.Decision {
+	t.Helper()
 	in := lsmTestInput{
 		Kind:     uint32(op.Kind()),
 		Op:       uint32(op),
@@ -98,8 +105,14 @@ func (d *testDecider) decide(t testing.TB, op match.Op, s match.Subject, o match
 	if o.NoHostPath {
 		in.Flags |= uint32(lsmKaEventFlagKA_EV_NO_HOST)
 	}
+	if o.UserWritable {
+		in.Untrusted = 1
+	}
 	if s.ExeUnknown {
 		in.ExeFlags = uint32(lsmKaEventFlagKA_EV_PATH_TRUNCATED)
+	}
+	if exeNoHost {
+		in.ExeFlags |= uint32(lsmKaEventFlagKA_EV_NO_HOST)
 	}
 	if err := d.objs.In.Put(uint32(0), &in); err != nil {
 		t.Fatal(err)
@@ -141,10 +154,18 @@ func TestDecideDifferential(t *testing.T) {
 			if (op.Kind() == policy.KindProcess || op.Kind() == policy.KindFile) && rng.IntN(20) == 0 {
 				o.NoHostPath = true
 			}
-			want := m.Decide(op, s, o)
+			o.UserWritable = op == match.OpExecMap && rng.IntN(3) == 0
+			// A program no host mount shows: the kernel has a name for it,
+			// which must not make it anyone's source.
+			exeNoHost := s.Exe != "" && rng.IntN(30) == 0
+			ms := s
+			if exeNoHost {
+				ms.Exe = ""
+			}
+			want := m.Decide(op, ms, o)
 			seen[want.Verdict]++
 			kinds[op.Kind()]++
-			if got := d.decide(t, op, s, o); got != want {
+			if got := d.decideAs(t, op, s, o, exeNoHost); got != want {
 				min := d.shrink(t, set, op, s, o)
 				d.apply(t, min)
 				t.Fatalf("%v by %s (uid %d, exe unknown %v) on %+v: kernel %v, matcher %v\nminimal rule set (postures %+v):\n%s",

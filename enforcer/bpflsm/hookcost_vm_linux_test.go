@@ -15,8 +15,8 @@ import (
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
 )
 
-// BenchmarkHookCost measures what the file_open program itself costs per
-// call, from the kernel's own accounting of BPF run time (the trampoline
+// BenchmarkHookCost measures what the file_open program (and the
+// mmap_file program, for an executable mapping) itself costs per call, from the kernel's own accounting of BPF run time (the trampoline
 // around it is not in it), and how the enforcer decided: on the directory
 // cache's fast path or by a walk. On the instruction-counting clock a
 // nanosecond is one guest instruction, so the table says how many
@@ -89,6 +89,53 @@ func BenchmarkHookCost(b *testing.B) {
 	l.Close()
 	empty.Close()
 
+	// The executable-mapping check: mmap PROT_EXEC of a program file no
+	// rule names, as the loader maps a library (each call also munmaps).
+	var maps []row
+	mapOnce := func() {
+		fd, err := unix.Open("/bin/busybox", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
+		unix.Close(fd)
+		if err != nil {
+			b.Fatalf("mmap: %v", err)
+		}
+		unix.Munmap(m)
+	}
+	measureMap := func(name string, prog *ebpf.Program) {
+		for range calls / 5 {
+			mapOnce()
+		}
+		s0, err := prog.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range calls {
+			mapOnce()
+		}
+		s1, err := prog.Stats()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := s1.RunCount - s0.RunCount
+		maps = append(maps, row{name: name, cells: []string{fmt.Sprintf("%.0f ns (%d calls)", float64(s1.Runtime-s0.Runtime)/float64(n), n)}})
+	}
+	emptyMap, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "mmap_file", License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if l, err = link.AttachLSM(link.LSMOptions{Program: emptyMap}); err != nil {
+		b.Fatal(err)
+	}
+	measureMap("empty mmap_file LSM program", emptyMap)
+	l.Close()
+	emptyMap.Close()
+
 	for _, n := range []int{0, 1000, 10000} {
 		e, err := Load(Options{})
 		if err != nil {
@@ -99,6 +146,7 @@ func BenchmarkHookCost(b *testing.B) {
 			b.Fatal(err)
 		}
 		measure(fmt.Sprintf("kubearmor, %d rules", n), e.objs.FileOpen, e)
+		measureMap(fmt.Sprintf("kubearmor, %d rules", n), e.objs.MmapFile)
 		e.Close()
 	}
 
@@ -106,6 +154,11 @@ func BenchmarkHookCost(b *testing.B) {
 	fmt.Fprintf(&out, "%s\nfile_open program run time per call (the kernel's BPF statistics; on the counting clock 1 ns is one instruction), %d open/close each:\n\n", benchBegin, calls)
 	out.WriteString("| configuration | a file no rule names | a file an Audit rule names |\n|---|---|---|\n")
 	for _, r := range rows {
+		fmt.Fprintf(&out, "| %s | %s |\n", r.name, strings.Join(r.cells, " | "))
+	}
+	fmt.Fprintf(&out, "\nmmap_file program run time per call, an executable mapping of a file no rule names, %d mmap/munmap each:\n\n", calls)
+	out.WriteString("| configuration | mmap PROT_EXEC |\n|---|---|\n")
+	for _, r := range maps {
 		fmt.Fprintf(&out, "| %s | %s |\n", r.name, strings.Join(r.cells, " | "))
 	}
 	fmt.Fprintf(&out, "%s\n", benchEnd)

@@ -390,24 +390,27 @@ type lsmTaskSrc struct {
 	Loader  uint8
 	Interp  uint8
 	Ident   uint8
+	Trusted uint8
+	Pad     [7]uint8
 }
 
 type lsmTestInput struct {
-	_        structs.HostLayout
-	Path     [4096]uint8
-	Exe      [4096]uint8
-	PathLen  uint32
-	ExeLen   uint32
-	Kind     uint32
-	Op       uint32
-	NotOwner uint32
-	Flags    uint32
-	ExeFlags uint32
-	Family   uint32
-	Type     uint32
-	Protocol uint32
-	Cap      uint32
-	Sysnr    uint32
+	_         structs.HostLayout
+	Path      [4096]uint8
+	Exe       [4096]uint8
+	PathLen   uint32
+	ExeLen    uint32
+	Kind      uint32
+	Op        uint32
+	NotOwner  uint32
+	Flags     uint32
+	ExeFlags  uint32
+	Family    uint32
+	Type      uint32
+	Protocol  uint32
+	Cap       uint32
+	Sysnr     uint32
+	Untrusted uint32
 }
 
 type lsmTestOutput struct {
@@ -484,7 +487,6 @@ const (
 	lsmMapKeybuf           = "keybuf"
 	lsmMapKinds            = "kinds"
 	lsmMapLoaders          = "loaders"
-	lsmMapNumbers          = "numbers"
 	lsmMapPaths            = "paths"
 	lsmMapRulesOuter       = "rules_outer"
 	lsmMapSettings         = "settings"
@@ -634,7 +636,6 @@ type lsmMapSpecs struct {
 	Keybuf         *ebpf.MapSpec `ebpf:"keybuf"`
 	Kinds          *ebpf.MapSpec `ebpf:"kinds"`
 	Loaders        *ebpf.MapSpec `ebpf:"loaders"`
-	Numbers        *ebpf.MapSpec `ebpf:"numbers"`
 	Paths          *ebpf.MapSpec `ebpf:"paths"`
 	RulesOuter     *ebpf.MapSpec `ebpf:"rules_outer"`
 	Settings       *ebpf.MapSpec `ebpf:"settings"`
@@ -698,7 +699,6 @@ type lsmMaps struct {
 	Keybuf         *ebpf.Map `ebpf:"keybuf"`
 	Kinds          *ebpf.Map `ebpf:"kinds"`
 	Loaders        *ebpf.Map `ebpf:"loaders"`
-	Numbers        *ebpf.Map `ebpf:"numbers"`
 	Paths          *ebpf.Map `ebpf:"paths"`
 	RulesOuter     *ebpf.Map `ebpf:"rules_outer"`
 	Settings       *ebpf.Map `ebpf:"settings"`
@@ -737,7 +737,6 @@ func (m *lsmMaps) Close() error {
 		m.Keybuf,
 		m.Kinds,
 		m.Loaders,
-		m.Numbers,
 		m.Paths,
 		m.RulesOuter,
 		m.Settings,

@@ -3,6 +3,7 @@
 package bpflsm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -90,8 +91,9 @@ func overlayScript(lower, dir, name string) string {
 
 type nameCase struct {
 	name      string
-	spec      string // ROOT is namesRoot
-	userns    UserNS // what the enforcer does with user namespaces meanwhile (zero: allow)
+	postures  policy.Postures // zero: all audit
+	spec      string          // ROOT is namesRoot
+	userns    UserNS          // what the enforcer does with user namespaces meanwhile (zero: allow)
 	act       func(t *testing.T) (string, error)
 	denied    bool   // the act must fail
 	deniedMsg string // and say so in its output (default "Permission denied")
@@ -144,6 +146,16 @@ func TestOtherNames(t *testing.T) {
 		t.Fatalf("the guest has no overlay file system (the harness loads the module): %v\n%s", err, fs)
 	}
 	loader := loaderPath(t)
+	// A library nobody wrote: a copy of the loader's libc, the user's own.
+	libc, err := filepath.EvalSymlinks("/lib/x86_64-linux-gnu/libc.so.6")
+	if err != nil {
+		t.Fatalf("the guest has no libc beside its loader: %v", err)
+	}
+	testutils.CopyFile(t, libc, r("/u/preload.so"), 0o755)
+	if err := os.Chown(r("/u/preload.so"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	block := policy.Postures{File: policy.PostureBlock, Network: policy.PostureAudit, Capabilities: policy.PostureAudit}
 	// The kernel learns the loader as it maps it for a dynamic program.
 	if out, err := exec.Command(dynamicProgram, "--version").CombinedOutput(); err != nil {
 		t.Fatalf("%s --version: %v\n%s", dynamicProgram, err, out)
@@ -223,6 +235,43 @@ func TestOtherNames(t *testing.T) {
 				return "", unix.Mprotect(b, unix.PROT_READ|unix.PROT_EXEC)
 			},
 			operation: "Process", action: "Audit", resource: "anonymous memory", data: "call=mprotect prot=PROT_READ|PROT_EXEC flags=MAP_PRIVATE"},
+		{name: "listing a directory of an overlay in a user namespace", spec: blockSecret,
+			act: sh(fmt.Sprintf("mkdir -p %[1]s/up %[1]s/work %[1]s/m && unshare -Urm sh -c 'mount -t overlay overlay -o lowerdir=%[2]s,upperdir=%[1]s/up,workdir=%[1]s/work %[1]s/m && ls %[1]s/m'",
+				r("/u/o3"), r("/f")))},
+		{name: "anonymousMapExec: a private file mapping made writable and executable",
+			spec: "  presets:\n  - name: anonymousMapExec\n    action: Block\n",
+			act: func(t *testing.T) (string, error) {
+				fd, err := unix.Open("/bin/busybox", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return "", err
+				}
+				defer unix.Close(fd)
+				b, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
+				if err != nil {
+					return "", err
+				}
+				defer unix.Munmap(b)
+				if err := unix.Mprotect(b, unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC); err != nil {
+					return "Permission denied", err
+				}
+				return "", nil
+			},
+			denied: true, operation: "Process", action: "Block", resource: "anonymous memory",
+			data: "call=mprotect prot=PROT_READ|PROT_WRITE|PROT_EXEC flags=MAP_PRIVATE"},
+		{name: "a process allow-list refuses a library a user wrote", postures: block,
+			spec: "  process:\n    matchDirectories:\n    - dir: /opt/dyn/\n  action: Allow\n",
+			act: func(t *testing.T) (string, error) {
+				cmd := exec.Command(dynamicProgram, "--version")
+				cmd.Env = []string{"LD_PRELOAD=" + r("/u/preload.so")}
+				cmd.SysProcAttr = asNobody()
+				out, err := outcome(cmd)
+				if err == nil && strings.Contains(out, "cannot be preloaded") {
+					err = errors.New("the preload was refused")
+				}
+				return out, err
+			},
+			denied: true, deniedMsg: "cannot be preloaded", operation: "Process", action: "Block",
+			resource: r("/u/preload.so"), process: dynamicProgram, policy: record.PolicyDefaultPosture},
 		{name: "an unprivileged user namespace, refused", userns: UserNSBlock,
 			spec: "  file:\n    matchPaths:\n    - path: ROOT/f/unused\n  action: Block\n",
 			act:  sh("unshare -U true"), denied: true, deniedMsg: "Operation not permitted",
@@ -230,7 +279,11 @@ func TestOtherNames(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			set := parseSet(t, uint64(300+i), audit, strings.ReplaceAll(tc.spec, "ROOT", namesRoot))
+			postures := tc.postures
+			if postures == (policy.Postures{}) {
+				postures = audit
+			}
+			set := parseSet(t, uint64(300+i), postures, strings.ReplaceAll(tc.spec, "ROOT", namesRoot))
 			if err := e.Apply(set); err != nil {
 				t.Fatal(err)
 			}
@@ -256,6 +309,12 @@ func TestOtherNames(t *testing.T) {
 				t.Errorf("%v, not %q:\n%s", err, msg, out)
 			case !tc.denied && err != nil:
 				t.Errorf("%v\n%s", err, out)
+			}
+			if tc.operation == "" {
+				if ev, ok := waitEvent(events, set.Version(), 300*time.Millisecond); ok {
+					t.Errorf("unexpected alert %+v", ev)
+				}
+				return
 			}
 			ev, ok := waitEvent(events, set.Version(), 10*time.Second)
 			if !ok {

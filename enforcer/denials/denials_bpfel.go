@@ -165,7 +165,6 @@ const (
 	denialsMapDenybuf         = "denybuf"
 	denialsMapEpoch           = "epoch"
 	denialsMapHost            = "host"
-	denialsMapNumbers         = "numbers"
 	denialsMapPaths           = "paths"
 	denialsMapSplitState      = "split_state"
 	denialsProgKaDenyCapable  = "ka_deny_capable"
@@ -260,7 +259,6 @@ type denialsMapSpecs struct {
 	Denybuf      *ebpf.MapSpec `ebpf:"denybuf"`
 	Epoch        *ebpf.MapSpec `ebpf:"epoch"`
 	Host         *ebpf.MapSpec `ebpf:"host"`
-	Numbers      *ebpf.MapSpec `ebpf:"numbers"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 }
@@ -305,7 +303,6 @@ type denialsMaps struct {
 	Denybuf      *ebpf.Map `ebpf:"denybuf"`
 	Epoch        *ebpf.Map `ebpf:"epoch"`
 	Host         *ebpf.Map `ebpf:"host"`
-	Numbers      *ebpf.Map `ebpf:"numbers"`
 	Paths        *ebpf.Map `ebpf:"paths"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 }
@@ -324,7 +321,6 @@ func (m *denialsMaps) Close() error {
 		m.Denybuf,
 		m.Epoch,
 		m.Host,
-		m.Numbers,
 		m.Paths,
 		m.SplitState,
 	)

@@ -177,7 +177,6 @@ const (
 	monitorMapEvents       = "events"
 	monitorMapHost         = "host"
 	monitorMapMonbuf       = "monbuf"
-	monitorMapNumbers      = "numbers"
 	monitorMapPaths        = "paths"
 	monitorMapSplitState   = "split_state"
 	monitorProgKaMonExec   = "ka_mon_exec"
@@ -248,7 +247,6 @@ type monitorMapSpecs struct {
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Host         *ebpf.MapSpec `ebpf:"host"`
 	Monbuf       *ebpf.MapSpec `ebpf:"monbuf"`
-	Numbers      *ebpf.MapSpec `ebpf:"numbers"`
 	Paths        *ebpf.MapSpec `ebpf:"paths"`
 	SplitState   *ebpf.MapSpec `ebpf:"split_state"`
 }
@@ -291,7 +289,6 @@ type monitorMaps struct {
 	Events       *ebpf.Map `ebpf:"events"`
 	Host         *ebpf.Map `ebpf:"host"`
 	Monbuf       *ebpf.Map `ebpf:"monbuf"`
-	Numbers      *ebpf.Map `ebpf:"numbers"`
 	Paths        *ebpf.Map `ebpf:"paths"`
 	SplitState   *ebpf.Map `ebpf:"split_state"`
 }
@@ -309,7 +306,6 @@ func (m *monitorMaps) Close() error {
 		m.Events,
 		m.Host,
 		m.Monbuf,
-		m.Numbers,
 		m.Paths,
 		m.SplitState,
 	)

@@ -33,7 +33,7 @@ func DefaultDebianRoot() DebianRoot {
 	return DebianRoot{
 		Suite:   "bookworm",
 		Mirror:  "http://deb.debian.org/debian",
-		Include: []string{"systemd-sysv", "udev", "dbus", "apparmor"},
+		Include: []string{"systemd-sysv", "udev", "dbus", "apparmor", "python3-minimal"},
 	}
 }
 

@@ -235,6 +235,62 @@ func TestInstalledSystem(t *testing.T) {
 		}
 	})
 
+	step("process allow-list", func(t *testing.T) {
+		// Ordinary programs under a process allow-list that names them,
+		// with the posture at block: a shell pipeline, python3, apt's
+		// helpers. The dynamic loader run as a program is refused (no rule
+		// allows it), and so is a program the list does not name.
+		const cfg = "/etc/kubearmor/kubearmor.yaml"
+		orig, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfg, append(slices.Clone(orig), "\nhostDefaultFilePosture: block\n"...), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		testutils.CopyFile(t, "testdata/allow-list.yaml", policyFile, 0o644)
+		runIn(t, "/", "systemctl", "restart", "kubearmor")
+		waitFor(t, "the service to be active", startWait(t), func() error {
+			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running"})
+		})
+		for _, argv := range [][]string{
+			{"/bin/sh", "-c", "ls / | sort | head -1 | wc -l"},
+			{"/usr/bin/python3", "-c", "import subprocess, sys; sys.exit(subprocess.run(['id', '-u'], capture_output=True).returncode)"},
+			{"/usr/bin/apt-get", "check"},
+			{"/usr/lib/apt/apt-helper", "cat-file", "/etc/hostname"},
+		} {
+			if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+				t.Errorf("%v under the allow-list: %v\n%s", argv, err, out)
+			}
+		}
+		loader, err := filepath.EvalSymlinks("/lib64/ld-linux-x86-64.so.2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wantDenied(loader); err != nil {
+			t.Errorf("the loader run as a program: %v", err)
+		}
+		testutils.CopyFile(t, "/usr/bin/true", "/tmp/true", 0o755)
+		if err := wantDenied("/tmp/true"); err != nil {
+			t.Errorf("a program the list does not name: %v", err)
+		}
+		waitFor(t, "the loader's refusal in the journal", 15*time.Second, func() error {
+			e, err := journalEntry("KUBEARMOR_RESOURCE=" + loader)
+			if err != nil {
+				return err
+			}
+			return wantFields(e, map[string]string{"KUBEARMOR_POLICYNAME": "DefaultPosture", "KUBEARMOR_ACTION": "Block"})
+		})
+		if err := os.WriteFile(cfg, orig, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		testutils.CopyFile(t, "testdata/block-nl.yaml", policyFile, 0o644)
+		runIn(t, "/", "systemctl", "restart", "kubearmor")
+		waitFor(t, "the service to be active again", startWait(t), func() error {
+			return wantProps(map[string]string{"ActiveState": "active", "SubState": "running"})
+		})
+	})
+
 	step("apparmor", func(t *testing.T) {
 		// An administrator on an AppArmor host: the enforcer set in the
 		// config, and the drop-in the package ships installed as it says.

@@ -50,11 +50,17 @@
 // dynamic loader brings in a program and its libraries) is OpExecMap: the
 // process rules that match the file decide it as they decide an exec,
 // except that no posture applies (a shared library no Allow rule names keeps
-// loading under a process allow-list), so only Block and Audit rules alert.
+// loading under a process allow-list), so only Block and Audit rules alert;
+// but a file a local user may have written (not root's, or writable by
+// group or others: Object UserWritable) is decided as an exec, posture
+// included, so an allow-list holds against LD_PRELOAD and dlopen of code
+// the user brought.
 // A program's own exec maps it as part of the exec, decided once, as OpExec.
 // A process whose program is a dynamic loader (a root-owned file, not
-// writable by group or others, that the kernel has loaded as some program's
-// ELF interpreter) runs as the first other file it maps executable: that
+// writable by group or others, that the kernel has loaded as the ELF
+// interpreter of a program that is such a file too, on a file system the
+// host mounted that is not FUSE) runs as the first other file it maps
+// executable, unless that file is set-user-ID or set-group-ID: that
 // mapping is decided as OpExec, postures included, so a process allow-list
 // refuses the loader itself unless a rule allows it and then refuses the
 // program unless a rule allows that too; from then on the process (and
@@ -170,6 +176,10 @@ type Object struct {
 	// mount only a private namespace has); Path is then its name there,
 	// which only execname rules read.
 	NoHostPath bool
+	// UserWritable says a local user may have written the file: it is not
+	// root's, or group or others may write it. Mapped executable, it is
+	// decided as an exec (see the package doc).
+	UserWritable bool
 	OwnerUID   uint32 // owner of the file at Path, for ownerOnly
 	Socket     policy.Socket
 	Capability policy.Capability
@@ -248,6 +258,9 @@ func (m *Matcher) Set() *policy.Set { return m.set }
 
 // Decide returns the verdict for op by s on o.
 func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
+	if op == OpExecMap && o.UserWritable {
+		op = OpExec
+	}
 	k := op.Kind()
 	if k == 0 || len(m.rules[k]) == 0 {
 		return Decision{}
@@ -255,8 +268,8 @@ func (m *Matcher) Decide(op Op, s Subject, o Object) Decision {
 	if k == policy.KindNetwork && !o.Socket.IsNetwork() {
 		return Decision{}
 	}
-	pathKind := k == policy.KindProcess || k == policy.KindFile || (k == policy.KindSyscall && o.Path != "")
-	if o.PathTooLong && pathKind || s.ExeUnknown && m.hasSourced[k] {
+	pathKind := (k == policy.KindProcess && op != OpExecAnon) || k == policy.KindFile || (k == policy.KindSyscall && o.Path != "")
+	if o.PathTooLong && pathKind || s.ExeUnknown && m.hasSourced[k] && op != OpExecAnon {
 		return m.unresolvable(k, op, s)
 	}
 	var best [policy.ActionBlock + 1]*policy.Rule
