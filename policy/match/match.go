@@ -180,10 +180,10 @@ type Object struct {
 	// root's, or group or others may write it. Mapped executable, it is
 	// decided as an exec (see the package doc).
 	UserWritable bool
-	OwnerUID   uint32 // owner of the file at Path, for ownerOnly
-	Socket     policy.Socket
-	Capability policy.Capability
-	Syscall    string
+	OwnerUID     uint32 // owner of the file at Path, for ownerOnly
+	Socket       policy.Socket
+	Capability   policy.Capability
+	Syscall      string
 }
 
 // Verdict is the outcome of a decision.
