@@ -295,6 +295,14 @@ static long mounts_step(__u32 i, void *unused)
 	return 0;
 }
 
+/* vfs_of returns the struct vfsmount * of a struct mount * (0 for 0, and
+ * for the values that are not mounts): the caches hold mounts as the hooks
+ * get them. */
+static __always_inline __u64 vfs_of(__u64 mount)
+{
+	return mount > 1 ? mount + bpf_core_field_offset(struct mount, mnt) : 0;
+}
+
 /* canon_peek returns the remembered canonical mount for (sb, top), without
  * working it out: 0 when there is none, or none is remembered. */
 static __always_inline __u64 canon_peek(__u64 sb, __u64 top, __u64 ep)

@@ -261,7 +261,7 @@ struct {
 struct dcache_val {
 	__u64 gen;
 	__u64 epoch;
-	__u64 mnt;
+	__u64 mnt;      /* the canonical mount's struct vfsmount * (vfs_of) */
 	__u64 dentry;
 	__u64 parent;   /* the directory's own d_parent */
 	__u64 hash_len; /* its d_name.hash_len */
@@ -339,8 +339,9 @@ static __always_inline const struct fcache_val *cached_file(struct inode *inode,
 
 	if (!v || v->gen != gen || v->epoch != nep || v->dentry != dentry || !(v->kinds & (1U << kind)))
 		return NULL;
-	if (v->mnt != mnt && (!mnt || v->mnt != canon_peek((__u64)BPF_CORE_READ(m, mnt_sb), (__u64)BPF_CORE_READ(m, mnt_root),
-							      read_epoch(KA_EPOCH_NAMESPACE))))
+	if (v->mnt != mnt && (!mnt || v->mnt != vfs_of(canon_peek((__u64)BPF_CORE_READ(m, mnt_sb),
+								     (__u64)BPF_CORE_READ(m, mnt_root),
+								     read_epoch(KA_EPOCH_NAMESPACE)))))
 		return NULL;
 	return v;
 }
@@ -897,7 +898,7 @@ static __always_inline const struct dcache_val *cached_parent(struct vfsmount *m
 	if (!v)
 		return NULL;
 	if (v->gen != gen || v->epoch != ep ||
-	    (v->mnt != (__u64)mnt && v->mnt != canon_peek((__u64)mnt->mnt_sb, (__u64)mnt->mnt_root, ep)) ||
+	    (v->mnt != (__u64)mnt && v->mnt != vfs_of(canon_peek((__u64)mnt->mnt_sb, (__u64)mnt->mnt_root, ep))) ||
 	    v->dentry != (__u64)parent ||
 	    v->parent != (__u64)parent->d_parent ||
 	    /* Two loads: the verifier checks a direct read against one member
@@ -1020,7 +1021,7 @@ static __always_inline void remember_parent(const struct kind_cfg *cfg, struct v
 	vp->gen = d->gen;
 	vp->epoch = ep;
 	/* Numbers, as the value holds them. */
-	vp->mnt = c->start_mnt; /* canonical: the entry serves every mount that shows the directory */
+	vp->mnt = vfs_of(c->start_mnt); /* canonical: the entry serves every mount that shows the directory */
 	vp->dentry = as_number(c, parent);
 	vp->parent = (__u64)BPF_CORE_READ(parent, d_parent);
 	vp->hash_len = BPF_CORE_READ(parent, d_name.hash_len);
