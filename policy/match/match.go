@@ -38,11 +38,15 @@
 // file of an overlay as its layer's file (the one holding the bytes). Where
 // a host mount shows the same files at several places, the name is the one
 // through the host mount whose root is nearest the file system's root (the
-// earliest mounted among equals). A file that no host mount shows (a memfd,
-// a tmpfs or overlay mounted only inside a private namespace: Object
-// NoHostPath) has no path a rule can write: only execname rules and the
-// filelessExec preset match it, and where an allow-list is in force it gets
-// the posture, so an allow-list refuses it (posture block) or audits it.
+// earliest mounted among equals; a host mount of the whole file system names
+// its files itself). Where that cannot be worked out (more mounts of the file
+// system than the kernel looks at, a tree deeper than it walks) the path is
+// unresolvable (Object PathTooLong), which fails closed. A file that no host
+// mount shows (a memfd, a tmpfs or overlay mounted only inside a private
+// namespace: Object NoHostPath) has no path a rule can write: only execname
+// rules and the filelessExec preset match it, and where an allow-list is in
+// force it gets the posture, so an allow-list refuses it (posture block) or
+// audits it.
 // A subject whose executable has no host path matches no fromSource.
 //
 // Programs that run without their own exec. A file mapped executable
@@ -70,9 +74,14 @@
 // Memory-only programs are process operations on objects with no host path:
 // an exec (or an executable mapping) of a memfd or of a file that no host
 // mount shows is matched by the filelessExec preset, and anonymous memory
-// made executable (OpExecAnon: an anonymous or private mapping with
-// PROT_EXEC, or mprotect adding it) by the anonymousMapExec preset. Presets
-// are Audit or Block; nothing else matches these operations.
+// made executable (OpExecAnon) by the anonymousMapExec preset: a mapping
+// with no file, of shared anonymous or SysV memory, or a private file
+// mapping that is or becomes writable, or whose pages were written (what
+// SELinux calls execmem and execmod), given PROT_EXEC by mmap or mprotect.
+// Presets are Audit or Block; nothing else matches these operations.
+//
+// User namespaces created by a process without CAP_SYS_ADMIN on the host are
+// OpUserNS: the unprivilegedUserNamespaces setting decides them, not a rule.
 package match
 
 import (
