@@ -57,8 +57,9 @@ func GuestSuite() Suite {
 // Its limit is 5 minutes: the guest took 2m03s on a cold machine
 // (2026-12-03), of which 19 s to boot Debian to multi-user.target.
 // TestInstalledSystem is one test of dependent steps (install, reload,
-// kill -9 and systemd's restart, the AppArmor drop-in and back, remove,
-// purge): it took 1m43s, and its share is 3 minutes.
+// kill -9 and systemd's restart, a process allow-list (two restarts), the
+// AppArmor drop-in and back, remove, purge): it took 1m43s before the
+// allow-list step, and its share is 3 minutes.
 func SystemSuite() Suite {
 	root := DefaultDebianRoot()
 	return Suite{
