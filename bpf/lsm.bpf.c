@@ -443,10 +443,9 @@ static __always_inline int subject_known(__u64 gen)
 static __always_inline void remember_file(struct inode *inode, __u64 mnt, __u64 dentry,
 					  const struct decision *d, __u64 nep, __u8 kind, int sourced)
 {
-	struct collect_ctx *c = bpf_map_lookup_elem(&collect_state, &(__u32){0});
 	struct fcache_val *v = bpf_map_lookup_elem(&fcache_scratch, &(__u32){0}), *old;
 
-	if (!c || !v)
+	if (!v)
 		return;
 	v->gen = d->gen;
 	v->epoch = nep;

@@ -412,7 +412,6 @@ struct collect_ctx {
 	__u32 no_host;   /* no host mount shows the file: walked in its own namespace */
 	__u32 pad;
 	__u64 start_mnt; /* the canonical mount the walk started on (0: none) */
-	__u64 number; /* see as_number */
 };
 
 struct {
@@ -484,15 +483,6 @@ static long collect_step(__u32 i, void *unused)
 	return 0;
 }
 
-/* as_number returns p as a plain number. A pointer the verifier types (a
- * hook's argument, or a field read from one) allows no arithmetic, not even
- * hashing; stored in a map and read back, it is only a number. */
-static __always_inline __u64 as_number(struct collect_ctx *c, const void *p)
-{
-	c->number = (__u64)p;
-	asm volatile("" ::: "memory");
-	return c->number;
-}
 
 /* collect_path fills paths[slot] with the components of (vfs, dentry). A
  * NULL dentry gives an empty path. */
@@ -523,14 +513,14 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 	c->truncated = 0;
 	c->detached = 0;
 	if (vfs) {
-		raw = as_number(c, vfs) - bpf_core_field_offset(struct mount, mnt);
+		raw = to_number(vfs) - bpf_core_field_offset(struct mount, mnt);
 		sb = (__u64)BPF_CORE_READ(vfs, mnt_sb);
 		top = (__u64)BPF_CORE_READ(vfs, mnt_root);
 	} else {
 		/* A dentry reached through no mount we know (an overlay layer's
 		 * file on 6.1): the host mount that shows it names it. */
 		sb = (__u64)BPF_CORE_READ(dentry, d_sb);
-		top = as_number(c, dentry);
+		top = to_number(dentry);
 	}
 	h = canon_mount(sb, top, raw);
 	if (h == KA_CANON_NO_NS)

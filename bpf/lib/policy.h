@@ -1022,7 +1022,7 @@ static __always_inline void remember_parent(const struct kind_cfg *cfg, struct v
 	vp->epoch = ep;
 	/* Numbers, as the value holds them. */
 	vp->mnt = vfs_of(c->start_mnt); /* canonical: the entry serves every mount that shows the directory */
-	vp->dentry = as_number(c, parent);
+	vp->dentry = to_number(parent);
 	vp->parent = (__u64)BPF_CORE_READ(parent, d_parent);
 	vp->hash_len = BPF_CORE_READ(parent, d_name.hash_len);
 	vp->node = w->pnode;

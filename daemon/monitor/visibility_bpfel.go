@@ -76,7 +76,6 @@ type visibilityCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
-	Number    uint64
 }
 
 type visibilityHostInfo struct {

@@ -137,8 +137,8 @@ type Enforcer struct {
 		// Epoch holds the caches' epochs, which the afterChange programs
 		// share.
 		Epoch *ebpf.Map `ebpf:"epoch"`
-		// Settings is written once, at load; Loaders is seeded with the
-		// system's dynamic loaders (seedLoaders).
+		// Settings holds what SetUserNamespaces writes; Loaders is seeded
+		// with the system's dynamic loaders (seedLoaders).
 		Settings *ebpf.Map `ebpf:"settings"`
 		Loaders  *ebpf.Map `ebpf:"loaders"`
 		policyMaps

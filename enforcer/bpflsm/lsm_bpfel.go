@@ -105,7 +105,6 @@ type lsmCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
-	Number    uint64
 }
 
 type lsmDcacheVal struct {

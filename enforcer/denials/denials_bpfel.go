@@ -70,7 +70,6 @@ type denialsCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
-	Number    uint64
 }
 
 type denialsDenial struct {

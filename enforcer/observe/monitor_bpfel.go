@@ -70,7 +70,6 @@ type monitorCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
-	Number    uint64
 }
 
 type monitorHostInfo struct {
