@@ -225,6 +225,30 @@ int BPF_PROG(ka_deny_exec, struct linux_binprm *bprm, int ret)
 	return 0;
 }
 
+/* A file mapped executable: the dynamic loader running a program that a
+ * profile refuses to map (ld.so PROGRAM). */
+SEC("fexit/security_mmap_file")
+int BPF_PROG(ka_deny_mmap, struct file *file, unsigned long prot, unsigned long flags, int ret)
+{
+	if (!ret || !file || !(prot & KA_PROT_EXEC) || ignored())
+		return 0;
+	report_file(KA_OP_EXEC_MAP, ret, file);
+	return 0;
+}
+
+SEC("fexit/security_file_mprotect")
+int BPF_PROG(ka_deny_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot, int ret)
+{
+	struct file *file;
+
+	if (!ret || !(prot & KA_PROT_EXEC) || ignored())
+		return 0;
+	file = BPF_CORE_READ(vma, vm_file);
+	if (file)
+		report_file(KA_OP_EXEC_MAP, ret, file);
+	return 0;
+}
+
 SEC("fexit/security_socket_create")
 int BPF_PROG(ka_deny_socket, int family, int type, int protocol, int kern, int ret)
 {

@@ -676,8 +676,6 @@ static __always_inline int is_dir(struct dentry *d)
  * SELinux's execmem and execmod) is anonymous: KA_OP_EXEC_ANON, which only
  * the anonymousMapExec preset decides.
  */
-#define KA_PROT_WRITE 0x2
-#define KA_PROT_EXEC 0x4
 #define KA_MAP_TYPE 0x3
 #define KA_MAP_PRIVATE 0x2
 #define KA_VM_WRITE 0x2

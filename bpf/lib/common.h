@@ -15,6 +15,8 @@
 #define KA_MAX_MOUNTS 64  /* mount crossings per path */
 
 #define KA_EACCES 13
+#define KA_PROT_WRITE 0x2 /* mmap and mprotect protections */
+#define KA_PROT_EXEC 0x4
 
 /* Verdicts, numbered as match.Verdict in Go. */
 enum ka_verdict {

@@ -834,6 +834,10 @@ func TestReload(t *testing.T) {
 	}
 }
 
+// dynamicProgram is a dynamically linked program the guest carries with its
+// loader and libraries (guestFiles in internal/vmtest/suites.go).
+const dynamicProgram = "/opt/dyn/head"
+
 // TestAppArmorEnforcer runs the daemon with the AppArmor enforcer (chosen
 // by configuration: the guest has BPF-LSM too), once per alert source. A
 // policy file dropped in becomes profiles: a shell started afterwards
@@ -841,7 +845,8 @@ func TestReload(t *testing.T) {
 // naming the policy: from the eBPF path, from the audit log, or from both,
 // the two alerts of the one denial linked (same incident, the second
 // marked Linked) and the denial counted once. Stopping the daemon removes
-// the profiles.
+// the profiles. The loader run as a program (ld.so PROGRAM) cannot run a
+// blocked program either.
 func TestAppArmorEnforcer(t *testing.T) {
 	testutils.RequireGuest(t)
 	for _, source := range []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit, enforcer.AlertBoth} {
@@ -859,8 +864,9 @@ func TestAppArmorEnforcer(t *testing.T) {
 			p.waitNotify(t, "READY=1")
 			writePolicy(t, dir, "aa.yaml", hostPolicy("aa-block",
 				"  severity: 7\n  file:\n    matchPaths:\n    - path: "+secret+"\n"+
+					"  process:\n    matchPaths:\n    - path: "+dynamicProgram+"\n"+
 					"  capabilities:\n    matchCapabilities:\n    - capability: chown\n  action: Block\n"))
-			p.waitLog(t, "policy set applied", "rules=2")
+			p.waitLog(t, "policy set applied", "rules=3")
 			paths := []enforcer.AlertSource{source}
 			if source == enforcer.AlertBoth {
 				paths = []enforcer.AlertSource{enforcer.AlertEBPF, enforcer.AlertAudit}
@@ -875,6 +881,8 @@ func TestAppArmorEnforcer(t *testing.T) {
 				{"unlink", "rm -f " + secret, secret, "File"},
 				// Root's chown: the capability module allows it, the profile not.
 				{"chown", "chown 65534 " + free, "CAP_CHOWN", "Capabilities"},
+				// The loader run as a program may not map the blocked one.
+				{"loader", "/lib64/ld-linux-x86-64.so.2 " + dynamicProgram + " --version", dynamicProgram, "Process"},
 			}
 			for _, tr := range triggers {
 				denied := time.Now()

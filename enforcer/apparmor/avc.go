@@ -76,6 +76,12 @@ func parseAVC(m *auparse.AuditMessage) (a avc, ok bool) {
 		if strings.ContainsAny(mask, "wac") {
 			a.Op = match.OpOpenWrite
 		}
+	case "file_mmap", "file_mprotect":
+		// Mapped executable ("m"): what the loader does to run a program.
+		if !strings.Contains(mask, "m") {
+			return a, false
+		}
+		a.Op = match.OpExecMap
 	case "capable":
 		c, known := policy.ParseCapability(d["capname"])
 		if !known {

@@ -182,6 +182,11 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	for _, l := range c.Limitations {
 		e.log.Warn("rule not enforced: a limitation of the AppArmor enforcer", "rule", l.Rule, "at", l.Origin.String(), "reason", l.Reason)
 	}
+	// One line per way around, naming its rules: the same few reasons
+	// hold for most rules of a large set.
+	for _, g := range groupByReason(c.Partial) {
+		e.log.Warn("rules enforced in part: a way around them AppArmor cannot close", "reason", g.reason, "rules", g.rules)
+	}
 	if !e.source.Has(enforcer.AlertAudit) {
 		for _, l := range unseenAudits(set) {
 			e.log.Warn("rule enforced without alerts: a limitation of alertSource ebpf under AppArmor", "rule", l.Rule, "at", l.Origin.String(), "reason", l.Reason)
@@ -192,6 +197,27 @@ func (e *Enforcer) Apply(set *policy.Set) error {
 	}
 	e.tally.Store(&tally{Matcher: match.New(set), counts: make([]ruleCounts, set.Len()+1)})
 	return nil
+}
+
+type reasonGroup struct {
+	reason string
+	rules  []string // "ID (origin)"
+}
+
+// groupByReason gathers limitations by reason, in order of first mention.
+func groupByReason(ls []Limitation) []reasonGroup {
+	var out []reasonGroup
+	at := map[string]int{}
+	for _, l := range ls {
+		i, ok := at[l.Reason]
+		if !ok {
+			i = len(out)
+			at[l.Reason] = i
+			out = append(out, reasonGroup{reason: l.Reason})
+		}
+		out[i].rules = append(out[i].rules, fmt.Sprintf("%d (%s)", l.Rule, l.Origin))
+	}
+	return out
 }
 
 // unseenAudits lists the rules whose decisions the eBPF path cannot see:

@@ -12,21 +12,23 @@ import (
 	"github.com/elastic/go-libaudit/v2/auparse"
 
 	"github.com/kubearmor/kubearmor-host/audit/reader"
+	"github.com/kubearmor/kubearmor-host/enforcer/dynloader"
 	"github.com/kubearmor/kubearmor-host/internal/testutils"
 	"github.com/kubearmor/kubearmor-host/policy"
 )
 
 // TestEnforce loads compiled profiles into a guest's AppArmor and checks
 // that processes started afterwards are held to them: a blocked program
-// does not run, a blocked file does not open, a readOnly file reads but
-// does not write, a blocked capability is refused, no TCP socket is made
-// (where the kernel mediates the network rules the parser writes; else the
-// rule must be reported as a limitation), and the rest works; each denial reaches the audit log (audit/reader,
-// multicast) naming the profile. Then an allow-list with the block posture
-// replaces the set: only programs it lists run. Removing the profiles
-// lifts it all. The test process itself started
-// before the profiles and stays unconfined, as every running process does:
-// the shells it starts are the confined ones.
+// does not run, not in a chroot, not through the dynamic loader (ld.so PROGRAM), a
+// blocked file does not open, a readOnly file reads but does not write, a
+// blocked capability is refused, no TCP socket is made (where the kernel
+// mediates the network rules the parser writes; else the rule must be
+// reported as a limitation), and the rest works; each denial reaches the
+// audit log (audit/reader, multicast) naming the profile. Then an
+// allow-list with the block posture replaces the set: only programs it
+// lists run. Removing the profiles lifts it all. The test process itself
+// started before the profiles and stays unconfined, as every running
+// process does: the shells it starts are the confined ones.
 func TestEnforce(t *testing.T) {
 	testutils.RequireGuest(t)
 	if b, _ := os.ReadFile("/sys/module/apparmor/parameters/enabled"); strings.TrimSpace(string(b)) != "Y" {
@@ -42,6 +44,8 @@ func TestEnforce(t *testing.T) {
 	prog, free := filepath.Join(dir, "bin", "true"), filepath.Join(dir, "free")
 	secret, config := filepath.Join(dir, "secret"), filepath.Join(dir, "config")
 	testutils.CopyFile(t, "/bin/busybox", prog, 0o755)
+	testutils.CopyFile(t, dynamicProgram, dynamicProgram+"-free", 0o755)
+	t.Cleanup(func() { os.Remove(dynamicProgram + "-free") })
 	for _, f := range []string{free, secret, config} {
 		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -53,8 +57,13 @@ func TestEnforce(t *testing.T) {
 		{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: config, ReadOnly: true},
 		{Kind: policy.KindCapabilities, Action: policy.ActionBlock, Match: policy.MatchCapability, Capability: 0}, // chown
 		{Kind: policy.KindNetwork, Action: policy.ActionBlock, Match: policy.MatchProtocol, Protocol: policy.ProtoTCP},
+		{Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchPath, Path: dynamicProgram},
 	}
 	features := KernelFeatures()
+	loader := dynloader.Interpreter(dynamicProgram)
+	if loader == "" {
+		t.Fatalf("%s has no loader in the guest", dynamicProgram)
+	}
 	c, err := Compile(setOf(t, auditPostures, rules...), features)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +104,13 @@ func TestEnforce(t *testing.T) {
 		{"the readOnly file reads", "cat " + config, true},
 		{"but is not written", "echo y >> " + config, false},
 		{"the blocked program does not run", prog, false},
+		// AppArmor names files from the mount namespace's root, not the
+		// process's: a chroot is not another name.
+		{"nor in a chroot", "chroot " + dir + " /bin/true", false},
 		{"other programs run", "/bin/true", true},
+		{"the blocked dynamic program does not run", dynamicProgram + " --version", false},
+		{"nor does the loader run it", loader + " " + dynamicProgram + " --version", false},
+		{"the loader runs other programs", loader + " " + dynamicProgram + "-free --version", true},
 		{"the blocked capability is refused", "chown 65534 " + free, false},
 		// Refused at socket creation; the audit record below shows it was
 		// the profile and not the closed port.
@@ -121,10 +136,11 @@ func TestEnforce(t *testing.T) {
 	// Each Block rule's denial is in the audit log, naming the profile
 	// (fields differ in order and number between kernels: 6.12 adds class=).
 	want := map[string][]string{
-		"open " + secret:   {`operation="open"`, `name="` + secret + `"`},
-		"exec " + prog:     {`operation="exec"`, `name="` + prog + `"`},
-		"capability chown": {`operation="capable"`, `capname="chown"`},
-		"append " + config: {`operation="open"`, `name="` + config + `"`, `requested_mask="ac"`},
+		"open " + secret:        {`operation="open"`, `name="` + secret + `"`},
+		"exec " + prog:          {`operation="exec"`, `name="` + prog + `"`},
+		"capability chown":      {`operation="capable"`, `capname="chown"`},
+		"append " + config:      {`operation="open"`, `name="` + config + `"`, `requested_mask="ac"`},
+		"map " + dynamicProgram: {`operation="file_mmap"`, `name="` + dynamicProgram + `"`, `denied_mask="m"`},
 	}
 	if features.Network {
 		want["tcp socket"] = []string{`operation="create"`, `family="inet"`, `sock_type="stream"`}
@@ -174,10 +190,15 @@ func TestEnforce(t *testing.T) {
 	if err := l.RemoveAll(); err != nil {
 		t.Fatal(err)
 	}
-	if err := sh("cat " + secret + " && " + prog + " && echo y >> " + config); err != nil {
+	if err := sh("cat " + secret + " && " + prog + " && chroot " + dir + " /bin/true && echo y >> " + config +
+		" && " + loader + " " + dynamicProgram + " --version"); err != nil {
 		t.Errorf("after RemoveAll, what was blocked: %v", err)
 	}
 }
+
+// dynamicProgram is a dynamically linked program the guest carries with its
+// loader and libraries (guestFiles in internal/vmtest/suites.go).
+const dynamicProgram = "/opt/dyn/head"
 
 func containsAll(s string, parts []string) bool {
 	for _, p := range parts {

@@ -26,6 +26,18 @@
 // beats allow and audit flags add up, which gives Block > Audit > Allow.
 // What AppArmor cannot express is reported per rule as a Limitation and
 // left out; nothing is enforced more strictly than the rule says.
+//
+// Other names. A program a process Block rule names may not be mapped
+// executable either ("m"), so the dynamic loader cannot run it (ld.so
+// PROGRAM). What AppArmor cannot
+// follow is reported per rule as Partial: it names a file by its path in the
+// process's own mount namespace (a chroot is no way around it, a bind mount
+// or overlay made in a new mount namespace is), it attaches profiles at exec
+// only (a program the loader runs stays in the loader's profile, for
+// fromSource and for an allow-list that allows the loader), an audited "m"
+// would audit every exec's own mappings again (so the loader's run of an
+// audited program is not audited), and it does not
+// see memfds or anonymous memory (the presets).
 package apparmor
 
 import (
@@ -33,10 +45,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/kubearmor/kubearmor-host/enforcer/dynloader"
 	"github.com/kubearmor/kubearmor-host/policy"
+	"github.com/kubearmor/kubearmor-host/policy/match"
 )
 
 // HostProfile is the name of the profile of host-wide rules.
@@ -64,10 +79,13 @@ func (l Limitation) String() string {
 	return fmt.Sprintf("rule %d (%s): %s", l.Rule, l.Origin, l.Reason)
 }
 
-// Compiled is a set's profiles and what they leave out.
+// Compiled is a set's profiles and what they leave out: rules not enforced
+// at all (Limitations), and rules enforced but for a way around them that
+// AppArmor cannot close (Partial).
 type Compiled struct {
 	Profiles    []Profile
 	Limitations []Limitation
+	Partial     []Limitation
 }
 
 // Features are what the kernel's AppArmor mediates, where the profiles
@@ -77,12 +95,23 @@ type Features struct {
 	// writes (features/network). Debian's 6.1 and 6.12 kernels have only
 	// network_v8, the newer form, so their network rules are left out.
 	Network bool
+	// Loaders are the system's dynamic loaders, by every name AppArmor
+	// may see (as programs name them, and their targets).
+	Loaders []string
 }
 
-// KernelFeatures reads the running kernel's AppArmor features.
+// KernelFeatures reads the running kernel's AppArmor features and the
+// system's loaders.
 func KernelFeatures() Features {
 	_, err := os.Stat("/sys/kernel/security/apparmor/features/network")
-	return Features{Network: err == nil}
+	f := Features{Network: err == nil}
+	for _, l := range dynloader.System() {
+		f.Loaders = append(f.Loaders, l)
+		if real, err := filepath.EvalSymlinks(l); err == nil && real != l {
+			f.Loaders = append(f.Loaders, real)
+		}
+	}
+	return f
 }
 
 // Compile translates set into profiles for a kernel with features f. It
@@ -111,6 +140,7 @@ func Compile(set *policy.Set, f Features) (*Compiled, error) {
 			c.limit(r, reason)
 			continue
 		}
+		c.partial(r, set, f)
 		if len(r.Sources) == 0 {
 			hostWide = append(hostWide, r)
 			continue
@@ -150,6 +180,66 @@ func (c *Compiled) limit(r *policy.Rule, reason string) {
 	}
 }
 
+// Ways around a rule that AppArmor cannot close (Compiled.Partial).
+const (
+	partialOtherNames = "AppArmor decides on a file's path in the process's own mount namespace: through a bind mount or an overlay " +
+		"made in a new mount namespace (unshare -Urm, where unprivileged user namespaces are allowed) the file has a name this rule does not cover"
+	partialLoaderSource = "a program the dynamic loader runs (ld.so PROGRAM) stays in the loader's profile, as AppArmor attaches profiles " +
+		"at exec only: this fromSource rule does not follow it"
+	partialLoaderAudit = "AppArmor audits a mapping only with an audit rule that would audit every exec's own mappings too: " +
+		"this program run by the dynamic loader (ld.so PROGRAM) is not audited"
+	partialLoaderAllowed = "this rule allows the dynamic loader, and AppArmor decides the programs a loader maps by Block rules only: " +
+		"under this allow-list, ld.so PROGRAM runs any PROGRAM"
+)
+
+// partial records the ways around r that AppArmor cannot close.
+func (c *Compiled) partial(r *policy.Rule, set *policy.Set, f Features) {
+	note := func(reason string) {
+		c.Partial = append(c.Partial, Limitation{Rule: r.ID, Origin: r.Origin, Reason: reason})
+	}
+	if r.Kind != policy.KindProcess && r.Kind != policy.KindFile {
+		return
+	}
+	// An execname rule covers the name below every directory, however
+	// the process reached it.
+	if r.Match != policy.MatchExecName {
+		note(partialOtherNames)
+	}
+	if len(r.Sources) > 0 {
+		note(partialLoaderSource)
+	}
+	if r.Kind == policy.KindProcess && r.Action == policy.ActionAudit {
+		note(partialLoaderAudit)
+	}
+	if r.Kind == policy.KindProcess && r.Action == policy.ActionAllow && set.Postures().For(policy.KindProcess) == policy.PostureBlock {
+		m := match.New(set)
+		for _, l := range f.Loaders {
+			for _, src := range subjectsOf(r) {
+				if d := m.Decide(match.OpExec, src, match.Object{Path: l}); d.Verdict == match.Allow && d.RuleID == r.ID {
+					note(partialLoaderAllowed)
+					return
+				}
+			}
+		}
+	}
+}
+
+// subjectsOf are subjects a rule applies to: any, or one of its sources.
+func subjectsOf(r *policy.Rule) []match.Subject {
+	if len(r.Sources) == 0 {
+		return []match.Subject{{}}
+	}
+	var out []match.Subject
+	for _, s := range r.Sources {
+		exe := s.Path
+		if exe == "" {
+			exe = s.Dir + "kubearmor-any-program"
+		}
+		out = append(out, match.Subject{Exe: exe})
+	}
+	return out
+}
+
 // unsupported says why AppArmor cannot enforce r at all, or "".
 func unsupported(r *policy.Rule, f Features) string {
 	switch {
@@ -157,6 +247,10 @@ func unsupported(r *policy.Rule, f Features) string {
 		return "this kernel's AppArmor does not mediate the network rules apparmor_parser writes (no features/network)"
 	case r.Kind == policy.KindSyscall:
 		return "AppArmor does not mediate system calls"
+	case r.Match == policy.MatchPreset && r.Preset == policy.PresetFilelessExec:
+		return "AppArmor cannot tell a program in a memfd, or on a mount only a private namespace has, from any other"
+	case r.Match == policy.MatchPreset:
+		return "AppArmor does not mediate anonymous memory made executable"
 	case r.OwnerOnly && r.Action != policy.ActionAllow:
 		return "ownerOnly on a Block or Audit rule means other users' access, which this enforcer does not express yet"
 	case r.Kind == policy.KindNetwork && networkRules(r.Protocol) == nil:
@@ -246,10 +340,12 @@ func ruleLines(r *policy.Rule) ([]string, error) {
 		}
 		if r.Kind == policy.KindProcess {
 			// Allowed and audited execs move to the program's own
-			// profile, if it has one, as the blanket rule does.
+			// profile, if it has one, as the blanket rule does. A
+			// blocked program may not be mapped executable either (the
+			// loader's way to run it).
 			perms = "pix"
 			if r.Action == policy.ActionBlock {
-				perms = "x"
+				perms = "mx"
 			}
 		} else if r.ReadOnly && r.Action != policy.ActionAllow {
 			perms = "wl" // what breaks readOnly: writes and links

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,6 +91,10 @@ func TestCompileGolden(t *testing.T) {
 			for _, l := range c.Limitations {
 				b.WriteString(l.String() + "\n")
 			}
+			b.WriteString("# Partial\n")
+			for _, l := range c.Partial {
+				b.WriteString(l.String() + "\n")
+			}
 			golden := filepath.Join("testdata", tt.name+".golden")
 			if *update {
 				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
@@ -120,7 +125,7 @@ func TestCompile(t *testing.T) {
 	}{
 		{name: "block exec", postures: auditPostures,
 			rule: policy.Rule{Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchPath, Path: "/usr/bin/nc"},
-			want: []string{"  audit deny /usr/bin/nc x,", "  /** pix,", "  /{,**} rwlkm,"}},
+			want: []string{"  audit deny /usr/bin/nc mx,", "  /** pix,", "  /{,**} rwlkm,"}},
 		{name: "audit exec by name", postures: auditPostures,
 			rule: policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAudit, Match: policy.MatchExecName, Path: "nmap"},
 			want: []string{"  audit /{,**/}nmap pix,"}},
@@ -155,6 +160,13 @@ func TestCompile(t *testing.T) {
 			rule:      policy.Rule{Kind: policy.KindNetwork, Action: policy.ActionBlock, Match: policy.MatchProtocol, Protocol: policy.ProtoICMPv6},
 			wantNot:   []string{"icmp"},
 			limitedBy: "cannot name protocol icmpv6"},
+		{name: "filelessExec", postures: auditPostures,
+			rule:      policy.Rule{Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchPreset, Preset: policy.PresetFilelessExec},
+			wantNot:   []string{"memfd"},
+			limitedBy: "memfd"},
+		{name: "anonymousMapExec", postures: auditPostures,
+			rule:      policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAudit, Match: policy.MatchPreset, Preset: policy.PresetAnonMapExec},
+			limitedBy: "anonymous memory"},
 		{name: "ownerOnly block", postures: auditPostures,
 			rule:      policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: "/x", OwnerOnly: true},
 			wantNot:   []string{"/x "},
@@ -187,6 +199,57 @@ func TestCompile(t *testing.T) {
 				t.Errorf("limitations %v, want one saying %q", c.Limitations, tt.limitedBy)
 			}
 			parse(t, host)
+		})
+	}
+}
+
+// TestPartial: the ways around a rule that AppArmor cannot close are
+// reported per rule, and only for the rules they get around.
+func TestPartial(t *testing.T) {
+	const loader, realLoader = "/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+	f := Features{Network: true, Loaders: []string{loader, realLoader}}
+	listed := policy.Postures{File: policy.PostureBlock, Network: policy.PostureAudit, Capabilities: policy.PostureAudit}
+	tests := []struct {
+		name     string
+		postures policy.Postures
+		rule     policy.Rule
+		want     []string // reasons, in order
+	}{
+		{"a path", auditPostures, policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: "/etc/shadow"},
+			[]string{partialOtherNames}},
+		{"a name, below every directory", auditPostures, policy.Rule{Kind: policy.KindProcess, Action: policy.ActionBlock, Match: policy.MatchExecName, Path: "nc"},
+			nil},
+		{"fromSource", auditPostures, policy.Rule{Kind: policy.KindFile, Action: policy.ActionBlock, Match: policy.MatchPath, Path: "/etc/shadow",
+			Sources: []policy.Source{{Path: "/usr/bin/cat"}}}, []string{partialOtherNames, partialLoaderSource}},
+		{"an allow-list that allows the loader", listed, policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAllow, Match: policy.MatchDir,
+			Path: "/usr/lib/", Recursive: true}, []string{partialOtherNames, partialLoaderAllowed}},
+		{"an allow-list that does not", listed, policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAllow, Match: policy.MatchDir,
+			Path: "/usr/bin/", Recursive: true}, []string{partialOtherNames}},
+		{"an allow-list of sources that allows the loader", listed, policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAllow, Match: policy.MatchExecName,
+			Path: "ld-linux-x86-64.so.2", Sources: []policy.Source{{Dir: "/usr/bin/"}}}, []string{partialLoaderSource, partialLoaderAllowed}},
+		{"the loader allowed without an allow-list", auditPostures, policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAllow, Match: policy.MatchPath,
+			Path: realLoader}, []string{partialOtherNames}},
+		{"an audited program", auditPostures, policy.Rule{Kind: policy.KindProcess, Action: policy.ActionAudit, Match: policy.MatchExecName, Path: "nmap"},
+			[]string{partialLoaderAudit}},
+		{"network", auditPostures, policy.Rule{Kind: policy.KindNetwork, Action: policy.ActionBlock, Match: policy.MatchProtocol, Protocol: policy.ProtoTCP},
+			nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Compile(setOf(t, tt.postures, tt.rule), f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range c.Partial {
+				if l.Rule != 1 {
+					t.Errorf("partial %v names another rule", l)
+				}
+				got = append(got, l.Reason)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("partial %q, want %q", got, tt.want)
+			}
 		})
 	}
 }

@@ -1,11 +1,10 @@
 package bpflsm
 
 import (
-	"debug/elf"
-	"path/filepath"
-
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/kubearmor/kubearmor-host/enforcer/dynloader"
 )
 
 // seedLoaders marks the system's dynamic loaders in the loaders inode
@@ -16,39 +15,13 @@ import (
 // not be known yet. Only a root-owned regular file nobody else may write is
 // a loader; on errors the kernel learns it.
 func seedLoaders(m *ebpf.Map) []string {
-	seen := map[string]bool{}
 	var out []string
-	for _, hint := range []string{"/bin/sh", "/usr/bin/env", "/usr/bin/ls"} {
-		interp := interpreterOf(hint)
-		if interp == "" || seen[interp] {
-			continue
-		}
-		seen[interp] = true
+	for _, interp := range dynloader.System() {
 		if markLoader(m, interp) {
 			out = append(out, interp)
 		}
 	}
 	return out
-}
-
-// interpreterOf returns the PT_INTERP of the ELF file at path, "" if none.
-func interpreterOf(path string) string {
-	f, err := elf.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_INTERP {
-			continue
-		}
-		b := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(b, 0); err != nil {
-			return ""
-		}
-		return filepath.Clean(string(b[:len(b)-1]))
-	}
-	return ""
 }
 
 func markLoader(m *ebpf.Map, path string) bool {

@@ -173,6 +173,8 @@ const (
 	denialsProgKaDenyLink     = "ka_deny_link"
 	denialsProgKaDenyMkdir    = "ka_deny_mkdir"
 	denialsProgKaDenyMknod    = "ka_deny_mknod"
+	denialsProgKaDenyMmap     = "ka_deny_mmap"
+	denialsProgKaDenyMprotect = "ka_deny_mprotect"
 	denialsProgKaDenyOpen     = "ka_deny_open"
 	denialsProgKaDenyRename   = "ka_deny_rename"
 	denialsProgKaDenyRmdir    = "ka_deny_rmdir"
@@ -233,6 +235,8 @@ type denialsProgramSpecs struct {
 	KaDenyLink     *ebpf.ProgramSpec `ebpf:"ka_deny_link"`
 	KaDenyMkdir    *ebpf.ProgramSpec `ebpf:"ka_deny_mkdir"`
 	KaDenyMknod    *ebpf.ProgramSpec `ebpf:"ka_deny_mknod"`
+	KaDenyMmap     *ebpf.ProgramSpec `ebpf:"ka_deny_mmap"`
+	KaDenyMprotect *ebpf.ProgramSpec `ebpf:"ka_deny_mprotect"`
 	KaDenyOpen     *ebpf.ProgramSpec `ebpf:"ka_deny_open"`
 	KaDenyRename   *ebpf.ProgramSpec `ebpf:"ka_deny_rename"`
 	KaDenyRmdir    *ebpf.ProgramSpec `ebpf:"ka_deny_rmdir"`
@@ -344,6 +348,8 @@ type denialsPrograms struct {
 	KaDenyLink     *ebpf.Program `ebpf:"ka_deny_link"`
 	KaDenyMkdir    *ebpf.Program `ebpf:"ka_deny_mkdir"`
 	KaDenyMknod    *ebpf.Program `ebpf:"ka_deny_mknod"`
+	KaDenyMmap     *ebpf.Program `ebpf:"ka_deny_mmap"`
+	KaDenyMprotect *ebpf.Program `ebpf:"ka_deny_mprotect"`
 	KaDenyOpen     *ebpf.Program `ebpf:"ka_deny_open"`
 	KaDenyRename   *ebpf.Program `ebpf:"ka_deny_rename"`
 	KaDenyRmdir    *ebpf.Program `ebpf:"ka_deny_rmdir"`
@@ -362,6 +368,8 @@ func (p *denialsPrograms) Close() error {
 		p.KaDenyLink,
 		p.KaDenyMkdir,
 		p.KaDenyMknod,
+		p.KaDenyMmap,
+		p.KaDenyMprotect,
 		p.KaDenyOpen,
 		p.KaDenyRename,
 		p.KaDenyRmdir,

@@ -27,7 +27,7 @@ import (
 // Denial is one refusal.
 type Denial struct {
 	Time     time.Time
-	Op       match.Op // exec, open, the path operations, socket creation, capable
+	Op       match.Op // exec, executable mapping, open, the path operations, socket creation, capable
 	PID, TID uint32
 	PPID     uint32
 	UID      uint32 // real uid
@@ -171,7 +171,7 @@ func decode(raw []byte, clock *enforcer.BootClock) (Denial, error) {
 		d.Cap = policy.Capability(h.Res0)
 	case match.OpSocketCreate:
 		d.Socket = policy.Socket{Family: int(h.Res0), Type: int(h.Res1 >> 16), Protocol: int(h.Res1 & 0xffff)}
-	case match.OpExec, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRmdir, match.OpMkdir,
+	case match.OpExec, match.OpExecMap, match.OpOpenRead, match.OpOpenWrite, match.OpCreate, match.OpUnlink, match.OpRmdir, match.OpMkdir,
 		match.OpRename, match.OpLink, match.OpSymlink, match.OpTruncate, match.OpChmod, match.OpChown:
 	default:
 		return Denial{}, fmt.Errorf("denial record of operation %d", h.Op)
