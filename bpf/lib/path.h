@@ -412,6 +412,10 @@ struct collect_ctx {
 	__u32 no_host;   /* no host mount shows the file: walked in its own namespace */
 	__u32 pad;
 	__u64 start_mnt; /* the canonical mount the walk started on (0: none) */
+	/* An overlay no host mount shows: at its root (mnt_root) the walk goes
+	 * on at its upper layer's root, on that layer's host mount. */
+	__u64 up_dentry;
+	__u64 up_mnt;
 };
 
 struct {
@@ -434,6 +438,17 @@ static long collect_step(__u32 i, void *unused)
 	if (!pb)
 		return 1;
 	d = (struct dentry *)c->dentry;
+	if (c->dentry == c->mnt_root && c->up_dentry) {
+		/* A local first: inside BPF_CORE_READ, c->up_mnt would be
+		 * relocated against kernel types too, and fail. */
+		struct mount *um = (struct mount *)c->up_mnt;
+
+		c->dentry = c->up_dentry;
+		c->mnt = (__u64)um;
+		c->mnt_root = (__u64)BPF_CORE_READ(um, mnt.mnt_root);
+		c->up_dentry = 0;
+		return 0;
+	}
 	if (c->dentry == c->mnt_root && c->mnt) {
 		struct mount *mnt = (struct mount *)c->mnt;
 		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
@@ -484,6 +499,33 @@ static long collect_step(__u32 i, void *unused)
 }
 
 
+#define KA_OVERLAYFS_MAGIC 0x794c7630
+
+/* The overlay module's inode, as far as it is read here (CO-RE against the
+ * module's BTF: the daemon has the kernel load the module first). */
+struct ovl_inode___ka {
+	struct inode vfs_inode;
+	struct dentry *__upperdentry;
+} __attribute__((preserve_access_index));
+
+/* overlay_upper_root sets *up (map memory: no stack, which the walk's
+ * callers have little of) to the root of the upper layer of the overlay
+ * super block sb, where whatever a process changes through the overlay
+ * lands: 0 for a read-only overlay, or where the module's types are not
+ * known. */
+static __always_inline void overlay_upper_root(__u64 sb, __u64 *up)
+{
+	struct dentry *root = BPF_CORE_READ((struct super_block *)sb, s_root);
+	__u64 inode = (__u64)BPF_CORE_READ(root, d_inode); /* read, so a number already */
+
+	*up = 0;
+	if (!bpf_core_field_exists(struct ovl_inode___ka, __upperdentry) || !inode)
+		return;
+	bpf_probe_read_kernel(up, sizeof(*up),
+			      (void *)(inode - bpf_core_field_offset(struct ovl_inode___ka, vfs_inode) +
+				       bpf_core_field_offset(struct ovl_inode___ka, __upperdentry)));
+}
+
 /* collect_path fills paths[slot] with the components of (vfs, dentry). A
  * NULL dentry gives an empty path. */
 static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, struct dentry *dentry, __u32 slot)
@@ -512,6 +554,7 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 	c->done = 0;
 	c->truncated = 0;
 	c->detached = 0;
+	c->up_dentry = 0;
 	if (vfs) {
 		raw = to_number(vfs) - bpf_core_field_offset(struct mount, mnt);
 		sb = (__u64)BPF_CORE_READ(vfs, mnt_sb);
@@ -530,7 +573,27 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 		c->truncated = 1;
 		h = raw;
 	}
-	if (h) {
+	if (!h && BPF_CORE_READ((struct super_block *)sb, s_magic) == KA_OVERLAYFS_MAGIC) {
+		/* An overlay only a private namespace shows: what a process
+		 * does through it (unlink, rename, chmod, ...) is done to its
+		 * upper layer, named by the host mount that shows that. */
+		struct dentry *up;
+
+		overlay_upper_root(sb, &c->up_dentry);
+		up = (struct dentry *)c->up_dentry;
+		c->up_mnt = up ? canon_mount((__u64)BPF_CORE_READ(up, d_sb), (__u64)up, 0) : 0;
+		if (c->up_mnt == KA_CANON_UNKNOWN)
+			c->truncated = 1;
+		if (c->up_mnt > KA_CANON_UNKNOWN && c->up_mnt != KA_CANON_NO_NS) {
+			c->mnt = 0;
+			c->mnt_root = (__u64)BPF_CORE_READ((struct super_block *)sb, s_root);
+		} else {
+			c->up_dentry = 0;
+		}
+	}
+	if (c->up_dentry) {
+		/* Walked below to the overlay's root, then on the upper layer. */
+	} else if (h) {
 		c->mnt = h;
 		c->mnt_root = (__u64)BPF_CORE_READ((struct mount *)h, mnt.mnt_root);
 	} else {
@@ -553,7 +616,6 @@ static __always_inline struct path_buf *collect_path_here(struct vfsmount *vfs, 
 	return pb;
 }
 
-#define KA_OVERLAYFS_MAGIC 0x794c7630
 #define KA_FMODE_NOACCOUNT 0x20000000 /* a file an overlay opens for itself: its layer's */
 
 /* real_file returns the file an overlay file shows, the one that holds its

@@ -76,6 +76,8 @@ type visibilityCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
+	UpDentry  uint64
+	UpMnt     uint64
 }
 
 type visibilityHostInfo struct {

@@ -125,6 +125,17 @@ func BenchmarkEnforcement(b *testing.B) {
 			_, err = syscall.Wait4(pid, &ws, 0, nil)
 			return err
 		}},
+		// A dynamic program: the loader and libraries it maps are each
+		// decided too (mmap_file).
+		{"execve of a small dynamic binary", 2, func() error {
+			pid, err := syscall.ForkExec(dynamicProgram, []string{"head", "-c", "0", "/dev/null"}, &syscall.ProcAttr{})
+			if err != nil {
+				return err
+			}
+			var ws syscall.WaitStatus
+			_, err = syscall.Wait4(pid, &ws, 0, nil)
+			return err
+		}},
 		{"connect on loopback", 25, func() error {
 			c, err := net.DialTCP("tcp4", nil, addr)
 			if err != nil {

@@ -105,6 +105,8 @@ type lsmCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
+	UpDentry  uint64
+	UpMnt     uint64
 }
 
 type lsmDcacheVal struct {

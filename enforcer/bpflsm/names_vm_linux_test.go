@@ -155,6 +155,21 @@ func TestOtherNames(t *testing.T) {
 	if err := os.Chown(r("/u/preload.so"), 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
+	// An overlay's upper layer, the user's, holding a file a rule protects.
+	for _, d := range []string{"/u/o4", "/u/o4/up", "/u/o4/work", "/u/o4/m"} {
+		if err := os.Mkdir(r(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(r(d), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(r("/u/o4/up/victim"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(r("/u/o4/up/victim"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
 	block := policy.Postures{File: policy.PostureBlock, Network: policy.PostureAudit, Capabilities: policy.PostureAudit}
 	// The kernel learns the loader as it maps it for a dynamic program.
 	if out, err := exec.Command(dynamicProgram, "--version").CombinedOutput(); err != nil {
@@ -182,6 +197,11 @@ func TestOtherNames(t *testing.T) {
 		{name: "read through an overlay in a user namespace", spec: blockSecret,
 			act:    sh(overlayScript(r("/f"), r("/u/o2"), "/secret")),
 			denied: true, operation: "File", action: "Block", resource: r("/f/secret"), process: r("/bin/sh")},
+		{name: "unlink through an overlay in a user namespace, of its upper layer's file",
+			spec: "  file:\n    matchPaths:\n    - path: ROOT/u/o4/up/victim\n  action: Block\n",
+			act: sh(fmt.Sprintf("unshare -Urm sh -c 'mount -t overlay overlay -o lowerdir=%[2]s,upperdir=%[1]s/up,workdir=%[1]s/work %[1]s/m && rm %[1]s/m/victim'",
+				r("/u/o4"), r("/f"))),
+			denied: true, operation: "File", action: "Block", resource: r("/u/o4/up/victim")},
 		{name: "exec in a chroot that bind-mounts the program", spec: blockTrue,
 			act: func(t *testing.T) (string, error) {
 				return outcome(exec.Command("chroot", r("/jail"), "/bin/true"))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
@@ -219,6 +220,12 @@ func loadEnforcer(t *testing.T) (*Enforcer, <-chan enforcer.Event) {
 	}
 	e, err := Load(Options{})
 	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) { // the whole log: the error keeps its last lines
+			for _, l := range ve.Log {
+				t.Log(l)
+			}
+		}
 		t.Fatalf("load enforcer: %v", err)
 	}
 	events := make(chan enforcer.Event, 4096)

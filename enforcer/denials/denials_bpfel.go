@@ -70,6 +70,8 @@ type denialsCollectCtx struct {
 	NoHost    uint32
 	Pad       uint32
 	StartMnt  uint64
+	UpDentry  uint64
+	UpMnt     uint64
 }
 
 type denialsDenial struct {

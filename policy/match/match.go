@@ -35,18 +35,21 @@
 // the file has in the host's initial mount namespace, whichever mount
 // namespace, bind mount, overlay or chroot the process reaches it through:
 // a file seen through a bind mount is named as below the mount's source, a
-// file of an overlay as its layer's file (the one holding the bytes). Where
-// a host mount shows the same files at several places, the name is the one
-// through the host mount whose root is nearest the file system's root (the
-// earliest mounted among equals; a host mount of the whole file system names
-// its files itself). Where that cannot be worked out (more mounts of the file
-// system than the kernel looks at, a tree deeper than it walks) the path is
-// unresolvable (Object PathTooLong), which fails closed. A file that no host
-// mount shows (a memfd, a tmpfs or overlay mounted only inside a private
-// namespace: Object NoHostPath) has no path a rule can write: only execname
-// rules and the filelessExec preset match it, and where an allow-list is in
-// force it gets the posture, so an allow-list refuses it (posture block) or
-// audits it.
+// file of an overlay as its layer's file (the one holding the bytes), and
+// what a path operation (unlink, rename, chmod, ...) changes through an
+// overlay no host mount shows as the file it changes, below the overlay's
+// upper layer. Where a host mount shows the same files at several places,
+// the name is the one through the host mount whose root is nearest the file
+// system's root (the earliest mounted among equals; a host mount of the
+// whole file system names its files itself). Where that cannot be worked
+// out (more mounts of the file system than the kernel looks at, a tree
+// deeper than it walks) the path is unresolvable (Object PathTooLong), which
+// fails closed. A file that no host mount shows (a memfd, a tmpfs mounted
+// only inside a private namespace, an overlay there whose upper layer, if
+// any, is not shown either: Object NoHostPath) has no path a rule can write:
+// only execname rules and the filelessExec preset match it, and where an
+// allow-list is in force it gets the posture, so an allow-list refuses it
+// (posture block) or audits it.
 // A subject whose executable has no host path matches no fromSource.
 //
 // Programs that run without their own exec. A file mapped executable
