@@ -501,17 +501,19 @@ static long collect_step(__u32 i, void *unused)
 
 #define KA_OVERLAYFS_MAGIC 0x794c7630
 
-/* The overlay module's inode, as far as it is read here (CO-RE against the
- * module's BTF: the daemon has the kernel load the module first). */
-struct ovl_inode___ka {
-	struct inode vfs_inode;
-	struct dentry *__upperdentry;
-} __attribute__((preserve_access_index));
+/* Where the overlay module's inode (struct ovl_inode) keeps its struct
+ * inode and its upper dentry: set by the loader from the module's BTF,
+ * which it reads from the module file when the module is not loaded yet (a
+ * user's mount can load it at any time, long after these programs were
+ * built, so CO-RE against the loaded module's types would not do). 0: not
+ * known, and the verifier drops the code that reads them. */
+const volatile __u32 ka_ovl_inode_off = 0;
+const volatile __u32 ka_ovl_upper_off = 0;
 
 /* overlay_upper_root sets *up (map memory: no stack, which the walk's
  * callers have little of) to the root of the upper layer of the overlay
  * super block sb, where whatever a process changes through the overlay
- * lands: 0 for a read-only overlay, or where the module's types are not
+ * lands: 0 for a read-only overlay, or where the module's layout is not
  * known. */
 static __always_inline void overlay_upper_root(__u64 sb, __u64 *up)
 {
@@ -519,11 +521,9 @@ static __always_inline void overlay_upper_root(__u64 sb, __u64 *up)
 	__u64 inode = (__u64)BPF_CORE_READ(root, d_inode); /* read, so a number already */
 
 	*up = 0;
-	if (!bpf_core_field_exists(struct ovl_inode___ka, __upperdentry) || !inode)
+	if (!ka_ovl_upper_off || !inode)
 		return;
-	bpf_probe_read_kernel(up, sizeof(*up),
-			      (void *)(inode - bpf_core_field_offset(struct ovl_inode___ka, vfs_inode) +
-				       bpf_core_field_offset(struct ovl_inode___ka, __upperdentry)));
+	bpf_probe_read_kernel(up, sizeof(*up), (void *)(inode - ka_ovl_inode_off + ka_ovl_upper_off));
 }
 
 /* collect_path fills paths[slot] with the components of (vfs, dentry). A

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/overlaylayout"
 	"github.com/kubearmor/kubearmor-host/internal/percpu"
 	"github.com/kubearmor/kubearmor-host/internal/ringread"
 )
@@ -65,6 +66,9 @@ func Load(opts Options) (*Monitor, error) {
 	spec, err := loadVisibility()
 	if err != nil {
 		return nil, fmt.Errorf("load visibility BPF object: %w", err)
+	}
+	if err := overlaylayout.Configure(spec); err != nil {
+		m.log.Warn("overlay", "error", err)
 	}
 	burst := opts.BurstPerCPU
 	if burst == 0 {

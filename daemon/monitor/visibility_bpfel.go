@@ -220,6 +220,8 @@ const (
 	visibilityProgKaVisSysEnter = "ka_vis_sys_enter"
 	visibilityProgKaVisSysExit  = "ka_vis_sys_exit"
 	visibilityVarBurstPerCpu    = "burst_per_cpu"
+	visibilityVarKaOvlInodeOff  = "ka_ovl_inode_off"
+	visibilityVarKaOvlUpperOff  = "ka_ovl_upper_off"
 	visibilityVarKaVisUnused    = "ka_vis_unused"
 	visibilityVarOnlyTgid       = "only_tgid"
 	visibilityVarRatePerCpu     = "rate_per_cpu"
@@ -302,12 +304,14 @@ type visibilityMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type visibilityVariableSpecs struct {
-	BurstPerCpu *ebpf.VariableSpec `ebpf:"burst_per_cpu"`
-	KaVisUnused *ebpf.VariableSpec `ebpf:"ka_vis_unused"`
-	OnlyTgid    *ebpf.VariableSpec `ebpf:"only_tgid"`
-	RatePerCpu  *ebpf.VariableSpec `ebpf:"rate_per_cpu"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	VisKinds    *ebpf.VariableSpec `ebpf:"vis_kinds"`
+	BurstPerCpu   *ebpf.VariableSpec `ebpf:"burst_per_cpu"`
+	KaOvlInodeOff *ebpf.VariableSpec `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.VariableSpec `ebpf:"ka_ovl_upper_off"`
+	KaVisUnused   *ebpf.VariableSpec `ebpf:"ka_vis_unused"`
+	OnlyTgid      *ebpf.VariableSpec `ebpf:"only_tgid"`
+	RatePerCpu    *ebpf.VariableSpec `ebpf:"rate_per_cpu"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	VisKinds      *ebpf.VariableSpec `ebpf:"vis_kinds"`
 }
 
 // visibilityObjects contains all objects after they have been loaded into the kernel.
@@ -373,12 +377,14 @@ func (m *visibilityMaps) Close() error {
 //
 // It can be passed to loadVisibilityObjects or ebpf.CollectionSpec.LoadAndAssign.
 type visibilityVariables struct {
-	BurstPerCpu *ebpf.Variable `ebpf:"burst_per_cpu"`
-	KaVisUnused *ebpf.Variable `ebpf:"ka_vis_unused"`
-	OnlyTgid    *ebpf.Variable `ebpf:"only_tgid"`
-	RatePerCpu  *ebpf.Variable `ebpf:"rate_per_cpu"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	VisKinds    *ebpf.Variable `ebpf:"vis_kinds"`
+	BurstPerCpu   *ebpf.Variable `ebpf:"burst_per_cpu"`
+	KaOvlInodeOff *ebpf.Variable `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.Variable `ebpf:"ka_ovl_upper_off"`
+	KaVisUnused   *ebpf.Variable `ebpf:"ka_vis_unused"`
+	OnlyTgid      *ebpf.Variable `ebpf:"only_tgid"`
+	RatePerCpu    *ebpf.Variable `ebpf:"rate_per_cpu"`
+	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	VisKinds      *ebpf.Variable `ebpf:"vis_kinds"`
 }
 
 // visibilityPrograms contains all programs after they have been loaded into the kernel.

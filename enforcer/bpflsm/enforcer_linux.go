@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/overlaylayout"
 	"github.com/kubearmor/kubearmor-host/internal/ringread"
 	"github.com/kubearmor/kubearmor-host/policy"
 )
@@ -174,9 +175,8 @@ func Load(opts Options) (*Enforcer, error) {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	if err := primeOverlay(); err != nil {
-		e.log.Warn("the overlay module's types are not known: what a process changes through an overlay only its own namespace mounts is named as a file no host mount shows, not as the upper layer's file",
-			"error", err)
+	if err := overlaylayout.Configure(spec); err != nil {
+		e.log.Warn("overlay", "error", err)
 	}
 	if err := spec.LoadAndAssign(&e.objs, nil); err != nil {
 		var ve *ebpf.VerifierError

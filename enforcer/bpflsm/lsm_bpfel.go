@@ -533,6 +533,8 @@ const (
 	lsmProgKaTestDecide    = "ka_test_decide"
 	lsmProgKaUmountDone    = "ka_umount_done"
 	lsmProgKaUsernsCreate  = "ka_userns_create"
+	lsmVarKaOvlInodeOff    = "ka_ovl_inode_off"
+	lsmVarKaOvlUpperOff    = "ka_ovl_upper_off"
 	lsmVarKaUnusedTypes    = "ka_unused_types"
 )
 
@@ -656,6 +658,8 @@ type lsmMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmVariableSpecs struct {
+	KaOvlInodeOff *ebpf.VariableSpec `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.VariableSpec `ebpf:"ka_ovl_upper_off"`
 	KaUnusedTypes *ebpf.VariableSpec `ebpf:"ka_unused_types"`
 }
 
@@ -758,6 +762,8 @@ func (m *lsmMaps) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmVariables struct {
+	KaOvlInodeOff *ebpf.Variable `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.Variable `ebpf:"ka_ovl_upper_off"`
 	KaUnusedTypes *ebpf.Variable `ebpf:"ka_unused_types"`
 }
 

@@ -185,6 +185,8 @@ const (
 	denialsProgKaDenyTruncate = "ka_deny_truncate"
 	denialsProgKaDenyUnlink   = "ka_deny_unlink"
 	denialsVarKaDenyUnused    = "ka_deny_unused"
+	denialsVarKaOvlInodeOff   = "ka_ovl_inode_off"
+	denialsVarKaOvlUpperOff   = "ka_ovl_upper_off"
 	denialsVarSelfTgid        = "self_tgid"
 )
 
@@ -272,8 +274,10 @@ type denialsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type denialsVariableSpecs struct {
-	KaDenyUnused *ebpf.VariableSpec `ebpf:"ka_deny_unused"`
-	SelfTgid     *ebpf.VariableSpec `ebpf:"self_tgid"`
+	KaDenyUnused  *ebpf.VariableSpec `ebpf:"ka_deny_unused"`
+	KaOvlInodeOff *ebpf.VariableSpec `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.VariableSpec `ebpf:"ka_ovl_upper_off"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
 }
 
 // denialsObjects contains all objects after they have been loaded into the kernel.
@@ -335,8 +339,10 @@ func (m *denialsMaps) Close() error {
 //
 // It can be passed to loadDenialsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type denialsVariables struct {
-	KaDenyUnused *ebpf.Variable `ebpf:"ka_deny_unused"`
-	SelfTgid     *ebpf.Variable `ebpf:"self_tgid"`
+	KaDenyUnused  *ebpf.Variable `ebpf:"ka_deny_unused"`
+	KaOvlInodeOff *ebpf.Variable `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.Variable `ebpf:"ka_ovl_upper_off"`
+	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
 }
 
 // denialsPrograms contains all programs after they have been loaded into the kernel.

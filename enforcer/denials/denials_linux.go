@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/overlaylayout"
 	"github.com/kubearmor/kubearmor-host/internal/percpu"
 	"github.com/kubearmor/kubearmor-host/internal/ringread"
 	"github.com/kubearmor/kubearmor-host/policy"
@@ -71,6 +72,9 @@ func Load(opts Options) (*Watcher, error) {
 	spec, err := loadDenials()
 	if err != nil {
 		return nil, fmt.Errorf("denials: %w", err)
+	}
+	if err := overlaylayout.Configure(spec); err != nil {
+		w.log.Warn("overlay", "error", err)
 	}
 	if err := spec.Variables["self_tgid"].Set(opts.Ignore); err != nil {
 		return nil, fmt.Errorf("denials: set self_tgid: %w", err)

@@ -167,23 +167,25 @@ type monitorSplitCtx struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	monitorMapBuildState   = "build_state"
-	monitorMapBusy         = "busy"
-	monitorMapCanon        = "canon"
-	monitorMapCanonState   = "canon_state"
-	monitorMapClimbState   = "climb_state"
-	monitorMapCollectState = "collect_state"
-	monitorMapCounters     = "counters"
-	monitorMapEpoch        = "epoch"
-	monitorMapEvents       = "events"
-	monitorMapHost         = "host"
-	monitorMapMonbuf       = "monbuf"
-	monitorMapPaths        = "paths"
-	monitorMapSplitState   = "split_state"
-	monitorProgKaMonExec   = "ka_mon_exec"
-	monitorProgKaMonExit   = "ka_mon_exit"
-	monitorProgKaMonFork   = "ka_mon_fork"
-	monitorVarKaMonUnused  = "ka_mon_unused"
+	monitorMapBuildState    = "build_state"
+	monitorMapBusy          = "busy"
+	monitorMapCanon         = "canon"
+	monitorMapCanonState    = "canon_state"
+	monitorMapClimbState    = "climb_state"
+	monitorMapCollectState  = "collect_state"
+	monitorMapCounters      = "counters"
+	monitorMapEpoch         = "epoch"
+	monitorMapEvents        = "events"
+	monitorMapHost          = "host"
+	monitorMapMonbuf        = "monbuf"
+	monitorMapPaths         = "paths"
+	monitorMapSplitState    = "split_state"
+	monitorProgKaMonExec    = "ka_mon_exec"
+	monitorProgKaMonExit    = "ka_mon_exit"
+	monitorProgKaMonFork    = "ka_mon_fork"
+	monitorVarKaMonUnused   = "ka_mon_unused"
+	monitorVarKaOvlInodeOff = "ka_ovl_inode_off"
+	monitorVarKaOvlUpperOff = "ka_ovl_upper_off"
 )
 
 // loadMonitor returns the embedded CollectionSpec for monitor.
@@ -256,7 +258,9 @@ type monitorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type monitorVariableSpecs struct {
-	KaMonUnused *ebpf.VariableSpec `ebpf:"ka_mon_unused"`
+	KaMonUnused   *ebpf.VariableSpec `ebpf:"ka_mon_unused"`
+	KaOvlInodeOff *ebpf.VariableSpec `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.VariableSpec `ebpf:"ka_ovl_upper_off"`
 }
 
 // monitorObjects contains all objects after they have been loaded into the kernel.
@@ -316,7 +320,9 @@ func (m *monitorMaps) Close() error {
 //
 // It can be passed to loadMonitorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type monitorVariables struct {
-	KaMonUnused *ebpf.Variable `ebpf:"ka_mon_unused"`
+	KaMonUnused   *ebpf.Variable `ebpf:"ka_mon_unused"`
+	KaOvlInodeOff *ebpf.Variable `ebpf:"ka_ovl_inode_off"`
+	KaOvlUpperOff *ebpf.Variable `ebpf:"ka_ovl_upper_off"`
 }
 
 // monitorPrograms contains all programs after they have been loaded into the kernel.

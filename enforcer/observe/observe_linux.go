@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kubearmor/kubearmor-host/enforcer"
+	"github.com/kubearmor/kubearmor-host/enforcer/overlaylayout"
 	"github.com/kubearmor/kubearmor-host/internal/percpu"
 	"github.com/kubearmor/kubearmor-host/policy"
 	"github.com/kubearmor/kubearmor-host/policy/match"
@@ -49,7 +50,14 @@ func Load(log *slog.Logger) (*Enforcer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Enforcer{log: log}
-	if err := loadMonitorObjects(&e.objs, nil); err != nil {
+	spec, err := loadMonitor()
+	if err != nil {
+		return nil, fmt.Errorf("load process monitor object: %w", err)
+	}
+	if err := overlaylayout.Configure(spec); err != nil {
+		log.Warn("overlay", "error", err)
+	}
+	if err := spec.LoadAndAssign(&e.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			log.Error("BPF verifier rejected the monitor", "log", fmt.Sprintf("%+v", ve))

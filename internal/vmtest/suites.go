@@ -12,6 +12,7 @@ var guestPackages = []string{
 	"./enforcer/bpflsm",
 	"./enforcer/apparmor",
 	"./enforcer/alertloss",
+	"./enforcer/overlaylayout",
 	"./cmd/kubearmor",
 }
 
